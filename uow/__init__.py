@@ -1,0 +1,63 @@
+"""uow: an asyncio unit of work for Amazon DynamoDB.
+
+One object per item per session (identity map), an ordered change log, and a
+commit that turns the log into the fewest DynamoDB requests, sent concurrently.
+See `Store` and `Session`.
+"""
+
+from uow.cache import cache_disabled
+from uow.changes import Change, ChangeKind
+from uow.config import Retry
+from uow.errors import (
+    ChangeError,
+    CommitError,
+    ConflictError,
+    DuplicateKeyError,
+    NotFoundError,
+    NotMapped,
+    ServiceError,
+    ThrottledError,
+    UniqueViolation,
+    UowError,
+    UsageError,
+    ValidationError,
+)
+from uow.identity import IdentityMap, Key, RecordState
+from uow.model import Index, ModelInfo, info_of, model
+from uow.results import CommitResult
+from uow.session import Session, SessionState
+from uow.store import Store, StoreState
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Change",
+    "ChangeError",
+    "ChangeKind",
+    "CommitError",
+    "CommitResult",
+    "ConflictError",
+    "DuplicateKeyError",
+    "IdentityMap",
+    "Index",
+    "Key",
+    "ModelInfo",
+    "NotFoundError",
+    "NotMapped",
+    "RecordState",
+    "Retry",
+    "ServiceError",
+    "Session",
+    "SessionState",
+    "Store",
+    "StoreState",
+    "ThrottledError",
+    "UniqueViolation",
+    "UowError",
+    "UsageError",
+    "ValidationError",
+    "__version__",
+    "cache_disabled",
+    "info_of",
+    "model",
+]

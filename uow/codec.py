@@ -1,0 +1,799 @@
+"""attrs instances ⇄ DynamoDB attribute values, driven by each field's type.
+
+Each field type compiles once into a small `FieldType` object that knows how
+to encode, decode, copy and diff values of that type. Supported types: `str`,
+`int`, `float` (finite, sent as a DynamoDB number, read back as `float`),
+`Decimal`, `bool`, `bytes`, `T | None`, `list[T]`, `dict[str, T]`,
+`set[str]`/`set[int]`/`set[bytes]` (and `frozenset`), nested attrs classes,
+timezone-aware `datetime` (ISO 8601 strings), `Enum`, and `Any` (encoded from
+the runtime type).
+
+Two contexts decide what "nothing" means:
+
+* a *field* (a model's attribute, or a nested attrs class's attribute): `None`
+  and an empty set are stored as an absent attribute;
+* an *element* (inside a `list` or `dict`): `None` is stored as `NULL`, and an
+  empty set cannot be stored at all (DynamoDB has no empty sets), so it raises
+  `ValidationError`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import math
+import types
+import typing
+from collections.abc import Callable, Iterator
+from decimal import Decimal, InvalidOperation
+from typing import Any, Union
+
+import attrs
+
+from uow.errors import ValidationError
+
+__all__ = [
+    "AttributeValue",
+    "FieldType",
+    "Item",
+    "ModelCodec",
+    "Path",
+    "codec_for",
+    "format_path",
+]
+
+AttributeValue = dict[str, Any]
+Item = dict[str, AttributeValue]
+Segment = str | int
+Path = tuple[Segment, ...]
+# What a diff emits: ("SET", path, value) or ("REMOVE", path, None); values are
+# Python values, encoded by the planner with `FieldType.encode_at`.
+DiffOp = tuple[str, Path, Any, "FieldType"]
+
+_NULL: AttributeValue = {"NULL": True}
+_MAX_DIGITS = 38
+_MAX_MAGNITUDE = Decimal("1E126")
+_MIN_MAGNITUDE = Decimal("1E-130")
+
+
+def format_path(path: Path) -> str:
+    """Render a path the way users write it: `profile.address.city`, `tags[2]`."""
+    out = ""
+    for seg in path:
+        if isinstance(seg, int):
+            out += f"[{seg}]"
+        else:
+            out += f".{seg}" if out else seg
+    return out
+
+
+def _where(path: Path) -> str:
+    return format_path(path) or "<value>"
+
+
+def _check_number_text(text: str, path: Path) -> str:
+    """Check DynamoDB's number limits (38 significant digits, magnitude) on a numeral."""
+    try:
+        number = Decimal(text)
+    except InvalidOperation:  # pragma: no cover - callers only pass numerals
+        raise ValidationError(f"{_where(path)}: {text!r} is not a number") from None
+    if not number.is_finite():
+        raise ValidationError(f"{_where(path)}: DynamoDB cannot store {text} (not finite)")
+    if number:
+        digits = number.normalize().as_tuple().digits
+        if len(digits) > _MAX_DIGITS:
+            raise ValidationError(
+                f"{_where(path)}: {text} has {len(digits)} significant digits; "
+                f"DynamoDB numbers hold at most {_MAX_DIGITS}"
+            )
+        magnitude = abs(number)
+        if magnitude >= _MAX_MAGNITUDE or magnitude < _MIN_MAGNITUDE:
+            raise ValidationError(
+                f"{_where(path)}: {text} is outside DynamoDB's number range (1E-130 to 1E+126)"
+            )
+    return text
+
+
+def _int_text(value: int, path: Path) -> str:
+    text = str(int(value))
+    if len(text.lstrip("-").rstrip("0")) > _MAX_DIGITS or abs(value) >= 10**126:
+        _check_number_text(text, path)
+    return text
+
+
+def _float_text(value: float, path: Path) -> str:
+    if not math.isfinite(value):
+        raise ValidationError(f"{_where(path)}: DynamoDB cannot store {value!r} (not finite)")
+    text = repr(float(value))
+    magnitude = abs(value)
+    if magnitude and (magnitude >= 1e125 or magnitude < 1e-129):
+        _check_number_text(text, path)
+    return text
+
+
+def _number_from_text(text: str) -> int | float:
+    """An untyped DynamoDB number: int when integral and written without a point."""
+    try:
+        return int(text)
+    except ValueError:
+        value = Decimal(text)
+        if value == value.to_integral_value() and "." not in text:
+            return int(value)
+        return float(value)
+
+
+def _type_error(expected: str, value: object, path: Path) -> ValidationError:
+    return ValidationError(f"{_where(path)}: expected {expected}, got {type(value).__name__}")
+
+
+class FieldType:
+    """How one Python type is stored. Subclasses implement the type-specific parts.
+
+    `encode` returns `None` for "absent" (a `None` or an empty set in field
+    context); `encode_element` is the element-context form and never returns
+    `None`.
+    """
+
+    name = "value"
+
+    def encode(self, value: Any, path: Path) -> AttributeValue | None:
+        raise NotImplementedError
+
+    def encode_element(self, value: Any, path: Path) -> AttributeValue:
+        if value is None:
+            return _NULL
+        av = self.encode(value, path)
+        if av is None:
+            raise ValidationError(
+                f"{_where(path)}: an empty set cannot be stored inside a list or map "
+                "(DynamoDB has no empty sets); remove the entry or make it a field"
+            )
+        return av
+
+    def decode(self, av: AttributeValue) -> Any:
+        raise NotImplementedError
+
+    def decode_element(self, av: AttributeValue) -> Any:
+        if "NULL" in av:
+            return None
+        return self.decode(av)
+
+    def absent(self) -> Any:
+        """The value of a field whose attribute is absent."""
+        return None
+
+    def clone(self, value: Any) -> Any:
+        """A copy that shares nothing mutable with `value` (for snapshots)."""
+        return value
+
+    def same(self, old: Any, new: Any) -> bool:
+        return old is new or (type(old) is type(new) and old == new)
+
+    def child(self, segment: Segment, path: Path) -> FieldType:
+        """The type at `segment` below this one (for document paths)."""
+        raise ValidationError(f"{_where(path)}: a {self.name} has no element {segment!r}")
+
+    def diff(self, old: Any, new: Any, path: Path, out: list[DiffOp], *, field: bool) -> None:
+        """Append the minimal SET/REMOVE operations turning `old` into `new`."""
+        if self.same(old, new):
+            return
+        if field and (new is None or self.is_empty(new)):
+            out.append(("REMOVE", path, None, self))
+        else:
+            out.append(("SET", path, new, self))
+
+    def is_empty(self, value: Any) -> bool:
+        return False
+
+
+class _Str(FieldType):
+    name = "str"
+
+    def encode(self, value: Any, path: Path) -> AttributeValue | None:
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise _type_error("str", value, path)
+        return {"S": value}
+
+    def decode(self, av: AttributeValue) -> Any:
+        return av["S"]
+
+
+class _Int(FieldType):
+    name = "int"
+
+    def encode(self, value: Any, path: Path) -> AttributeValue | None:
+        if value is None:
+            return None
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise _type_error("int", value, path)
+        return {"N": _int_text(value, path)}
+
+    def decode(self, av: AttributeValue) -> Any:
+        text = av["N"]
+        try:
+            return int(text)
+        except ValueError:
+            return int(Decimal(text))
+
+
+class _Float(FieldType):
+    name = "float"
+
+    def encode(self, value: Any, path: Path) -> AttributeValue | None:
+        if value is None:
+            return None
+        if isinstance(value, float):
+            return {"N": _float_text(value, path)}
+        if isinstance(value, int) and not isinstance(value, bool):
+            return {"N": _int_text(value, path)}
+        raise _type_error("float", value, path)
+
+    def decode(self, av: AttributeValue) -> Any:
+        return float(av["N"])
+
+    def same(self, old: Any, new: Any) -> bool:
+        # An int assigned to a float field is stored as the same number.
+        return old is new or (old is not None and new is not None and old == new)
+
+
+class _Decimal(FieldType):
+    name = "Decimal"
+
+    def encode(self, value: Any, path: Path) -> AttributeValue | None:
+        if value is None:
+            return None
+        if isinstance(value, Decimal):
+            return {"N": _check_number_text(str(value), path)}
+        if isinstance(value, int) and not isinstance(value, bool):
+            return {"N": _int_text(value, path)}
+        raise _type_error("Decimal", value, path)
+
+    def decode(self, av: AttributeValue) -> Any:
+        return Decimal(av["N"])
+
+
+class _Bool(FieldType):
+    name = "bool"
+
+    def encode(self, value: Any, path: Path) -> AttributeValue | None:
+        if value is None:
+            return None
+        if not isinstance(value, bool):
+            raise _type_error("bool", value, path)
+        return {"BOOL": value}
+
+    def decode(self, av: AttributeValue) -> Any:
+        return av["BOOL"]
+
+
+class _Bytes(FieldType):
+    name = "bytes"
+
+    def encode(self, value: Any, path: Path) -> AttributeValue | None:
+        if value is None:
+            return None
+        if not isinstance(value, bytes | bytearray):
+            raise _type_error("bytes", value, path)
+        return {"B": bytes(value)}
+
+    def decode(self, av: AttributeValue) -> Any:
+        return bytes(av["B"])
+
+
+class _Datetime(FieldType):
+    name = "datetime"
+
+    def encode(self, value: Any, path: Path) -> AttributeValue | None:
+        if value is None:
+            return None
+        if not isinstance(value, dt.datetime):
+            raise _type_error("datetime", value, path)
+        if value.utcoffset() is None:
+            raise ValidationError(
+                f"{_where(path)}: naive datetime {value!r}; use a timezone-aware datetime "
+                "(e.g. datetime.now(timezone.utc)) so the stored instant is unambiguous"
+            )
+        return {"S": value.isoformat()}
+
+    def decode(self, av: AttributeValue) -> Any:
+        return dt.datetime.fromisoformat(av["S"])
+
+
+class _Enum(FieldType):
+    def __init__(self, cls: type[enum.Enum]) -> None:
+        self.cls = cls
+        self.name = cls.__name__
+
+    def encode(self, value: Any, path: Path) -> AttributeValue | None:
+        if value is None:
+            return None
+        if not isinstance(value, self.cls):
+            raise _type_error(self.cls.__name__, value, path)
+        return ANY.encode(value.value, path)
+
+    def decode(self, av: AttributeValue) -> Any:
+        return self.cls(ANY.decode(av))
+
+
+class _Optional(FieldType):
+    def __init__(self, inner: FieldType) -> None:
+        self.inner = inner
+        self.name = f"{inner.name} | None"
+
+    def encode(self, value: Any, path: Path) -> AttributeValue | None:
+        return None if value is None else self.inner.encode(value, path)
+
+    def decode(self, av: AttributeValue) -> Any:
+        return self.inner.decode(av)
+
+    def clone(self, value: Any) -> Any:
+        return None if value is None else self.inner.clone(value)
+
+    def same(self, old: Any, new: Any) -> bool:
+        if old is None or new is None:
+            return old is new
+        return self.inner.same(old, new)
+
+    def child(self, segment: Segment, path: Path) -> FieldType:
+        return self.inner.child(segment, path)
+
+    def is_empty(self, value: Any) -> bool:
+        return value is not None and self.inner.is_empty(value)
+
+    def diff(self, old: Any, new: Any, path: Path, out: list[DiffOp], *, field: bool) -> None:
+        if old is None or new is None:
+            FieldType.diff(self, old, new, path, out, field=field)
+        else:
+            self.inner.diff(old, new, path, out, field=field)
+
+
+class _Set(FieldType):
+    def __init__(self, element: type) -> None:
+        self.element = element
+        self.tag = {str: "SS", int: "NS", bytes: "BS"}[element]
+        self.name = f"set[{element.__name__}]"
+
+    def encode(self, value: Any, path: Path) -> AttributeValue | None:
+        if value is None:
+            return None
+        if not isinstance(value, set | frozenset):
+            raise _type_error(self.name, value, path)
+        if not value:
+            return None
+        element = self.element
+        for item in value:
+            if not isinstance(item, element) or isinstance(item, bool):
+                raise _type_error(f"{element.__name__} in {self.name}", item, path)
+        if element is int:
+            return {"NS": sorted(_int_text(i, path) for i in value)}
+        if element is str:
+            return {"SS": sorted(value)}
+        return {"BS": sorted(bytes(b) for b in value)}
+
+    def decode(self, av: AttributeValue) -> Any:
+        if self.element is int:
+            return {int(n) for n in av["NS"]}
+        if self.element is str:
+            return set(av["SS"])
+        return {bytes(b) for b in av["BS"]}
+
+    def absent(self) -> Any:
+        return set()
+
+    def clone(self, value: Any) -> Any:
+        return None if value is None else set(value)
+
+    def same(self, old: Any, new: Any) -> bool:
+        if old is None or new is None:
+            return old is new or not (old or new)
+        return bool(old == new)
+
+    def is_empty(self, value: Any) -> bool:
+        return not value
+
+
+class _List(FieldType):
+    def __init__(self, element: FieldType) -> None:
+        self.element = element
+        self.name = f"list[{element.name}]"
+
+    def encode(self, value: Any, path: Path) -> AttributeValue | None:
+        if value is None:
+            return None
+        if not isinstance(value, list | tuple):
+            raise _type_error(self.name, value, path)
+        encode = self.element.encode_element
+        return {"L": [encode(item, (*path, i)) for i, item in enumerate(value)]}
+
+    def decode(self, av: AttributeValue) -> Any:
+        decode = self.element.decode_element
+        return [decode(item) for item in av["L"]]
+
+    def clone(self, value: Any) -> Any:
+        if value is None:
+            return None
+        clone = self.element.clone
+        return [clone(item) for item in value]
+
+    def same(self, old: Any, new: Any) -> bool:
+        return old is new or (type(old) is type(new) and old == new)
+
+    def child(self, segment: Segment, path: Path) -> FieldType:
+        if not isinstance(segment, int):
+            return super().child(segment, path)
+        return self.element
+
+    def diff(self, old: Any, new: Any, path: Path, out: list[DiffOp], *, field: bool) -> None:
+        if (
+            isinstance(old, list)
+            and isinstance(new, list)
+            and len(old) == len(new)
+            and old is not new
+        ):
+            element = self.element
+            for i, (a, b) in enumerate(zip(old, new, strict=True)):
+                element.diff(a, b, (*path, i), out, field=False)
+            return
+        super().diff(old, new, path, out, field=field)
+
+
+class _Dict(FieldType):
+    def __init__(self, element: FieldType) -> None:
+        self.element = element
+        self.name = f"dict[str, {element.name}]"
+
+    def encode(self, value: Any, path: Path) -> AttributeValue | None:
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            raise _type_error(self.name, value, path)
+        encode = self.element.encode_element
+        out: dict[str, AttributeValue] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValidationError(
+                    f"{_where(path)}: map keys must be str, got {type(key).__name__} {key!r}"
+                )
+            out[key] = encode(item, (*path, key))
+        return {"M": out}
+
+    def decode(self, av: AttributeValue) -> Any:
+        decode = self.element.decode_element
+        return {key: decode(item) for key, item in av["M"].items()}
+
+    def clone(self, value: Any) -> Any:
+        if value is None:
+            return None
+        clone = self.element.clone
+        return {key: clone(item) for key, item in value.items()}
+
+    def same(self, old: Any, new: Any) -> bool:
+        return old is new or (type(old) is type(new) and old == new)
+
+    def child(self, segment: Segment, path: Path) -> FieldType:
+        if not isinstance(segment, str):
+            return super().child(segment, path)
+        return self.element
+
+    def diff(self, old: Any, new: Any, path: Path, out: list[DiffOp], *, field: bool) -> None:
+        if isinstance(old, dict) and isinstance(new, dict) and old is not new:
+            element = self.element
+            for key in old:
+                if key not in new:
+                    out.append(("REMOVE", (*path, key), None, element))
+            for key, value in new.items():
+                if key not in old:
+                    out.append(("SET", (*path, key), value, element))
+                else:
+                    element.diff(old[key], value, (*path, key), out, field=False)
+            return
+        super().diff(old, new, path, out, field=field)
+
+
+class _Any(FieldType):
+    """A value typed `Any`: encoded from its runtime type, decoded generically.
+
+    Decoding is lossy where DynamoDB has no matching type: a `datetime` or an
+    `Enum` reads back as its stored string or number, a `tuple` as a `list`.
+    """
+
+    name = "Any"
+
+    def encode(self, value: Any, path: Path) -> AttributeValue | None:
+        if value is None:
+            return None
+        kind = type(value)
+        if kind is str:
+            return {"S": value}
+        if kind is bool:
+            return {"BOOL": value}
+        if kind is int:
+            return {"N": _int_text(value, path)}
+        if kind is float:
+            return {"N": _float_text(value, path)}
+        if kind is dict:
+            return _ANY_DICT.encode(value, path)
+        if kind is list or kind is tuple:
+            return _ANY_LIST.encode(value, path)
+        if isinstance(value, set | frozenset):
+            if not value:
+                return None
+            first = next(iter(value))
+            element = bytes if isinstance(first, bytes) else type(first)
+            if element not in (str, int, bytes) or isinstance(first, bool):
+                raise ValidationError(
+                    f"{_where(path)}: sets may hold str, int or bytes, not {element.__name__}"
+                )
+            return _Set(element).encode(value, path)
+        if isinstance(value, enum.Enum):
+            return self.encode(value.value, path)
+        if isinstance(value, bool):
+            return {"BOOL": bool(value)}
+        if isinstance(value, int):
+            return {"N": _int_text(value, path)}
+        if isinstance(value, float):
+            return {"N": _float_text(value, path)}
+        if isinstance(value, str):
+            return {"S": str(value)}
+        if isinstance(value, bytes | bytearray):
+            return {"B": bytes(value)}
+        if isinstance(value, Decimal):
+            return {"N": _check_number_text(str(value), path)}
+        if isinstance(value, dt.datetime):
+            return _DATETIME.encode(value, path)
+        if attrs.has(kind):
+            return codec_for(kind).encode_map(value, path)
+        raise ValidationError(f"{_where(path)}: cannot store a {kind.__name__} in DynamoDB")
+
+    def decode(self, av: AttributeValue) -> Any:
+        if "S" in av:
+            return av["S"]
+        if "N" in av:
+            return _number_from_text(av["N"])
+        if "BOOL" in av:
+            return av["BOOL"]
+        if "M" in av:
+            return _ANY_DICT.decode(av)
+        if "L" in av:
+            return _ANY_LIST.decode(av)
+        if "NULL" in av:
+            return None
+        if "B" in av:
+            return bytes(av["B"])
+        if "SS" in av:
+            return set(av["SS"])
+        if "NS" in av:
+            return {_number_from_text(n) for n in av["NS"]}
+        if "BS" in av:
+            return {bytes(b) for b in av["BS"]}
+        raise ValidationError(f"unknown DynamoDB attribute value {sorted(av)}")
+
+    def clone(self, value: Any) -> Any:
+        kind = type(value)
+        if kind is dict:
+            return {key: self.clone(item) for key, item in value.items()}
+        if kind is list:
+            return [self.clone(item) for item in value]
+        if kind is set:
+            return set(value)
+        if attrs.has(kind):
+            return codec_for(kind).clone(value)
+        return value
+
+    def same(self, old: Any, new: Any) -> bool:
+        return old is new or (type(old) is type(new) and old == new)
+
+    def child(self, segment: Segment, path: Path) -> FieldType:
+        return self
+
+    def is_empty(self, value: Any) -> bool:
+        return isinstance(value, set | frozenset) and not value
+
+    def diff(self, old: Any, new: Any, path: Path, out: list[DiffOp], *, field: bool) -> None:
+        if type(old) is dict and type(new) is dict:
+            _ANY_DICT.diff(old, new, path, out, field=field)
+        elif type(old) is list and type(new) is list:
+            _ANY_LIST.diff(old, new, path, out, field=field)
+        else:
+            super().diff(old, new, path, out, field=field)
+
+
+class _Nested(FieldType):
+    """A nested attrs class, stored as a map of its fields."""
+
+    def __init__(self, cls: type) -> None:
+        self.cls = cls
+        self.name = cls.__name__
+
+    @property
+    def codec(self) -> ModelCodec:
+        return codec_for(self.cls)
+
+    def encode(self, value: Any, path: Path) -> AttributeValue | None:
+        if value is None:
+            return None
+        if not isinstance(value, self.cls):
+            raise _type_error(self.cls.__name__, value, path)
+        return self.codec.encode_map(value, path)
+
+    def decode(self, av: AttributeValue) -> Any:
+        return self.codec.decode_item(av["M"])
+
+    def clone(self, value: Any) -> Any:
+        return None if value is None else self.codec.clone(value)
+
+    def same(self, old: Any, new: Any) -> bool:
+        return old is new or (type(old) is type(new) and old == new)
+
+    def child(self, segment: Segment, path: Path) -> FieldType:
+        codec = self.codec
+        if isinstance(segment, str) and segment in codec.types:
+            return codec.types[segment]
+        return super().child(segment, path)
+
+    def diff(self, old: Any, new: Any, path: Path, out: list[DiffOp], *, field: bool) -> None:
+        if type(old) is self.cls and type(new) is self.cls and old is not new:
+            for name, kind in self.codec.types.items():
+                kind.diff(getattr(old, name), getattr(new, name), (*path, name), out, field=True)
+            return
+        super().diff(old, new, path, out, field=field)
+
+
+ANY = _Any()
+_ANY_DICT = _Dict(ANY)
+_ANY_LIST = _List(ANY)
+_DATETIME = _Datetime()
+_SCALARS: dict[Any, FieldType] = {
+    str: _Str(),
+    int: _Int(),
+    float: _Float(),
+    bool: _Bool(),
+    bytes: _Bytes(),
+    Decimal: _Decimal(),
+    dt.datetime: _DATETIME,
+    Any: ANY,
+    object: ANY,
+}
+
+
+def compile_type(hint: Any, *, owner: str = "") -> FieldType:
+    """Compile a type hint into its `FieldType`.
+
+    Raises:
+        ValidationError: the type cannot be stored in DynamoDB.
+    """
+    scalar = _SCALARS.get(hint)
+    if scalar is not None:
+        return scalar
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin is Union or origin is types.UnionType:
+        others = [a for a in args if a is not type(None)]
+        if len(others) == 1 and len(args) == 2:
+            return _Optional(compile_type(others[0], owner=owner))
+        return ANY if type(None) in args else _Optional(ANY)
+    if origin in (list, typing.Sequence) or hint is list:
+        return _List(compile_type(args[0], owner=owner) if args else ANY)
+    if origin is dict or hint is dict:
+        if args and args[0] is not str:
+            raise ValidationError(f"{owner}: DynamoDB map keys are strings; use dict[str, ...]")
+        return _Dict(compile_type(args[1], owner=owner) if args else ANY)
+    if origin in (set, frozenset):
+        element = args[0] if args else None
+        if element not in (str, int, bytes):
+            raise ValidationError(
+                f"{owner}: DynamoDB sets hold str, int or bytes; got {hint!r} "
+                "(use list[...] for other elements)"
+            )
+        return _Set(element)
+    if isinstance(hint, type):
+        if issubclass(hint, enum.Enum):
+            return _Enum(hint)
+        if attrs.has(hint):
+            return _Nested(hint)
+        if issubclass(hint, bool):
+            return _SCALARS[bool]
+    raise ValidationError(f"{owner}: cannot store a field of type {hint!r} in DynamoDB")
+
+
+class ModelCodec:
+    """Encoder, decoder, cloner and differ for one attrs class."""
+
+    def __init__(self, cls: type) -> None:
+        attrs.resolve_types(cls)
+        self.cls = cls
+        self.types: dict[str, FieldType] = {
+            f.name: compile_type(f.type, owner=f"{cls.__name__}.{f.name}")
+            for f in attrs.fields(cls)
+        }
+        self.names: tuple[str, ...] = tuple(self.types)
+        self._pairs = tuple(self.types.items())
+
+    def encode_map(self, obj: Any, path: Path = ()) -> AttributeValue:
+        """Encode `obj` as a DynamoDB map (`{"M": ...}`)."""
+        return {"M": self.encode_item(obj, path)}
+
+    def encode_item(self, obj: Any, path: Path = ()) -> Item:
+        """Encode `obj` as an item: absent attributes are left out."""
+        item: Item = {}
+        for name, kind in self._pairs:
+            av = kind.encode(getattr(obj, name), (*path, name))
+            if av is not None:
+                item[name] = av
+        return item
+
+    def decode_item(self, item: Item) -> Any:
+        """Build an instance from an item without running `__init__`.
+
+        The values come from DynamoDB, so converters and validators are not
+        re-run; a missing attribute becomes `None`, an empty set, or the field's
+        default when its type does not admit `None`.
+        """
+        obj = object.__new__(self.cls)
+        for name, kind in self._pairs:
+            av = item.get(name)
+            if av is None:
+                value = self._missing(name, kind)
+            else:
+                try:
+                    value = kind.decode(av)
+                except (KeyError, ValueError, TypeError) as exc:
+                    raise ValidationError(
+                        f"{self.cls.__name__}.{name}: stored value {sorted(av)} does not "
+                        f"decode as {kind.name} ({exc})"
+                    ) from exc
+            object.__setattr__(obj, name, value)
+        return obj
+
+    def _missing(self, name: str, kind: FieldType) -> Any:
+        absent = kind.absent()
+        if absent is not None or isinstance(kind, _Optional | _Any):
+            return absent
+        default = attrs.fields_dict(self.cls)[name].default
+        if isinstance(default, attrs.Factory):  # type: ignore[arg-type]  # attrs.Factory is a class at runtime
+            factory: Callable[..., Any] = default.factory
+            return factory(None) if default.takes_self else factory()
+        if default is not attrs.NOTHING:
+            return default
+        return None
+
+    def snapshot(self, obj: Any) -> tuple[Any, ...]:
+        """The field values of `obj`, copied so later mutations do not reach them."""
+        return tuple(kind.clone(getattr(obj, name)) for name, kind in self._pairs)
+
+    def restore(self, obj: Any, snapshot: tuple[Any, ...]) -> None:
+        """Put `obj` back in place to `snapshot` (copying, so the snapshot stays intact)."""
+        for (name, kind), value in zip(self._pairs, snapshot, strict=True):
+            object.__setattr__(obj, name, kind.clone(value))
+
+    def clone(self, obj: Any) -> Any:
+        """A deep copy of `obj` built without running `__init__`."""
+        copy = object.__new__(self.cls)
+        for name, kind in self._pairs:
+            object.__setattr__(copy, name, kind.clone(getattr(obj, name)))
+        return copy
+
+    def diff(self, snapshot: tuple[Any, ...], obj: Any, out: list[DiffOp]) -> None:
+        """Append the SET/REMOVE operations from `snapshot` to the current `obj`."""
+        for (name, kind), old in zip(self._pairs, snapshot, strict=True):
+            new = getattr(obj, name)
+            # Snapshots hold copies of mutable values, so identity means "unchanged".
+            if old is not new:
+                kind.diff(old, new, (name,), out, field=True)
+
+    def iter_values(self, obj: Any) -> Iterator[tuple[str, Any]]:
+        for name in self.names:
+            yield name, getattr(obj, name)
+
+
+_CODECS: dict[type, ModelCodec] = {}
+
+
+def codec_for(cls: type) -> ModelCodec:
+    """The (cached) codec of an attrs class."""
+    codec = _CODECS.get(cls)
+    if codec is None:
+        codec = _CODECS[cls] = ModelCodec(cls)
+    return codec

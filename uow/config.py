@@ -1,0 +1,34 @@
+"""Store configuration values: `Retry`."""
+
+from __future__ import annotations
+
+import random
+
+import attrs
+
+__all__ = ["Retry"]
+
+
+@attrs.frozen(kw_only=True)
+class Retry:
+    """How `uow` retries throttled and failed requests.
+
+    Attributes:
+        max_attempts: attempts per request, first included; passed to
+            botocore's standard retry mode for throttling, 5xx and
+            connection errors, and used for re-sending unprocessed batch items.
+        base_delay: first backoff delay in seconds; doubles per attempt.
+        max_delay: cap of one backoff delay in seconds.
+        budget: seconds a commit may spend re-sending unprocessed batch items
+            before it gives up on them (they stay pending, `ThrottledError`).
+    """
+
+    max_attempts: int = attrs.field(default=8, validator=attrs.validators.ge(1))
+    base_delay: float = attrs.field(default=0.025, validator=attrs.validators.gt(0))
+    max_delay: float = attrs.field(default=1.0, validator=attrs.validators.gt(0))
+    budget: float = attrs.field(default=20.0, validator=attrs.validators.gt(0))
+
+    def delay(self, attempt: int) -> float:
+        """Backoff before re-send number `attempt` (1-based): exponential, full jitter."""
+        cap = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        return random.uniform(cap / 2, cap)  # noqa: S311 - jitter, not cryptography

@@ -1,0 +1,147 @@
+"""The exception hierarchy of `uow`.
+
+Every error `uow` raises derives from `UowError`; errors are grouped by what the
+caller does next::
+
+    UowError
+    ├── ValidationError (also ValueError)   bad input or a DynamoDB limit, caught before any request
+    ├── UsageError (also RuntimeError)      wrong call for the session's state, shared across tasks
+    ├── NotMapped (also TypeError)          an object of no model
+    ├── NotFoundError (also LookupError)    refresh() of a record DynamoDB no longer holds
+    ├── CommitError                         .succeeded, .failed (each with its cause); failed stay pending
+    └── ChangeError                         the cause of one failed change (in CommitError.failed)
+        ├── ConflictError                   a condition failed: the item changed or vanished meanwhile
+        │   └── DuplicateKeyError           add() of a key that already exists
+        ├── UniqueViolation                 a unique field's value is taken
+        ├── ThrottledError                  DynamoDB kept throttling after every retry
+        └── ServiceError                    any other error DynamoDB or the network returned
+
+`botocore` errors are translated into these in one place (`uow._execute`), and
+always chained (`raise ... from`), so the original response stays reachable
+through `__cause__`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from uow.changes import Change
+
+__all__ = [
+    "ChangeError",
+    "CommitError",
+    "ConflictError",
+    "DuplicateKeyError",
+    "NotFoundError",
+    "NotMapped",
+    "ServiceError",
+    "ThrottledError",
+    "UniqueViolation",
+    "UowError",
+    "UsageError",
+    "ValidationError",
+]
+
+
+class UowError(Exception):
+    """The root of every error raised by `uow`."""
+
+
+class ValidationError(UowError, ValueError):
+    """Bad input or a DynamoDB limit, detected before any request is sent.
+
+    Raised by `Session.add`/`update`/`delete_key` for malformed arguments and by
+    `Session.commit` when a record cannot be encoded (wrong type, non-finite
+    float, empty key, empty set inside a map or list, item over 400 KB, ...).
+    Nothing has been sent when it is raised; fix the record and commit again.
+    """
+
+
+class UsageError(UowError, RuntimeError):
+    """A call the session (or store) cannot accept in its current state.
+
+    Raised when a session is used after it was closed, entered twice, or used
+    by a second task while another task is inside one of its async calls.
+    A Session must not be shared between tasks at the same time.
+    """
+
+
+class NotMapped(UowError, TypeError):
+    """An object whose class is not decorated with `@uow.model`."""
+
+
+class NotFoundError(UowError, LookupError):
+    """`Session.refresh` found no item for the record: it was deleted elsewhere.
+
+    The record has been expunged from the session when this is raised.
+    """
+
+
+class ChangeError(UowError):
+    """The cause of one failed change, as listed in `CommitError.failed`."""
+
+
+class ConflictError(ChangeError):
+    """A write's condition failed: the item changed or vanished since it was read.
+
+    Refresh the record (`await session.refresh(obj)`), re-apply the change and
+    commit again.
+    """
+
+
+class DuplicateKeyError(ConflictError):
+    """`Session.add` of a record whose key already exists in DynamoDB.
+
+    `add` is create-only; load the existing record and change it, or delete it
+    first (a delete then an add in one session is written as a replacement).
+    """
+
+
+class UniqueViolation(ChangeError):
+    """A unique field's value already belongs to another record."""
+
+
+class ThrottledError(ChangeError):
+    """DynamoDB throttled the request (or left items unprocessed) through every retry.
+
+    The change is still pending; commit again later, or raise the retry budget
+    with `uow.Retry`.
+    """
+
+
+class ServiceError(ChangeError):
+    """Any other error returned by DynamoDB or the network for one change.
+
+    `code` is DynamoDB's error code (or the exception's class name for network
+    errors); the original exception is chained as `__cause__`.
+    """
+
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class CommitError(UowError):
+    """Some changes of a commit failed; the others were written.
+
+    Attributes:
+        succeeded: the changes DynamoDB confirmed; they are now committed state.
+        failed: `(change, cause)` pairs; these changes are still pending and the
+            next `commit()` sends only them.
+        result: the `CommitResult` of the attempt (requests, retries, time).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        succeeded: Sequence[Change],
+        failed: Sequence[tuple[Change, ChangeError]],
+        result: object = None,
+    ) -> None:
+        super().__init__(message)
+        self.succeeded: tuple[Change, ...] = tuple(succeeded)
+        self.failed: tuple[tuple[Change, ChangeError], ...] = tuple(failed)
+        self.result = result

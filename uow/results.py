@@ -1,0 +1,55 @@
+"""What a commit reports: `CommitResult`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import attrs
+
+__all__ = ["CommitResult"]
+
+
+@attrs.frozen(kw_only=True)
+class CommitResult:
+    """What one `Session.commit()` sent and how it went.
+
+    Attributes:
+        created: records written create-only (`add`).
+        put: records written as unconditional puts (replacements).
+        updated: records written with `UpdateItem` (changed paths only).
+        deleted: records deleted.
+        failed: changes that failed (non-zero only on `CommitError.result`).
+        requests: requests sent per DynamoDB API, e.g. `{"BatchWriteItem": 4}`.
+        retries: re-sends: unprocessed batch items and botocore's own retries.
+        consumed_capacity: capacity units DynamoDB reported as consumed.
+        elapsed: seconds from the start of commit to its end.
+    """
+
+    created: int = 0
+    put: int = 0
+    updated: int = 0
+    deleted: int = 0
+    failed: int = 0
+    requests: Mapping[str, int] = attrs.field(factory=dict)
+    retries: int = 0
+    consumed_capacity: float = 0.0
+    elapsed: float = 0.0
+
+    @property
+    def written(self) -> int:
+        """Records written successfully."""
+        return self.created + self.put + self.updated + self.deleted
+
+    @property
+    def request_count(self) -> int:
+        """Requests sent, all APIs together."""
+        return sum(self.requests.values())
+
+    def summary(self) -> str:
+        """One line for logs and the demo: counts, requests per API, retries, time."""
+        apis = ", ".join(f"{api}={n}" for api, n in sorted(self.requests.items())) or "none"
+        return (
+            f"created={self.created} put={self.put} updated={self.updated} "
+            f"deleted={self.deleted} failed={self.failed} requests[{apis}] "
+            f"retries={self.retries} elapsed={self.elapsed * 1000:.1f}ms"
+        )

@@ -1,0 +1,707 @@
+"""`Session`: the identity map, the change log, commit, rollback and the `clear_*` family.
+
+Every method keeps one invariant: for every key, the object in the map equals
+"committed snapshot + pending changes", and every pending change belongs to a
+record in the map. Memory changes only after DynamoDB confirms a write
+(`_apply`), in one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self, TypeVar, overload
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from uow._execute import Executor, Outcome, translate
+from uow.cache import reads_bypass_cache
+from uow.changes import (
+    Change,
+    ChangeKind,
+    Op,
+    is_field,
+    merge_op,
+    parse_path,
+    path_remove,
+    path_set,
+    resolve_op,
+    type_at,
+)
+from uow.codec import Item, ModelCodec, codec_for
+from uow.errors import CommitError, NotFoundError, NotMapped, UsageError, ValidationError
+from uow.identity import IdentityMap, Key, Record, RecordState, key_item, key_of, key_of_object
+from uow.model import ModelInfo, info_of
+from uow.plan import change_of, loaded_ops, make_plan
+from uow.results import CommitResult
+
+if TYPE_CHECKING:
+    from uow.store import Store
+
+__all__ = ["Session", "SessionState"]
+
+log = logging.getLogger("uow.session")
+T = TypeVar("T")
+
+
+class SessionState(enum.Enum):
+    """A session's lifecycle.
+
+    `OPEN` accepts every call; `BUSY` while one task awaits an async call
+    (`commit`, `get`, `refresh`): any call from another task is refused;
+    `CLOSED` after `close()` or the end of `async with`: every call is refused.
+    """
+
+    OPEN = "open"
+    BUSY = "busy"
+    CLOSED = "closed"
+
+
+def _combine(current: Any, delta: Any) -> Any:
+    if isinstance(delta, set):
+        return set(current or ()) | delta
+    return (current or 0) + delta
+
+
+class Session:
+    """A unit of work: one object per item, pending changes, and `commit()`.
+
+    Make one per web request or job with `store.session()`, preferably as
+    `async with store.session() as session:`, which commits on a clean exit
+    and rolls back when the block raises.
+
+    A Session must not be shared between tasks at the same time: a call from
+    a second task while one task awaits `commit`/`get`/`refresh` raises
+    `UsageError`.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._records: dict[Key, Record] = {}
+        self._view = IdentityMap(self._records)
+        self._state = SessionState.OPEN
+        self._entered = False
+        self._busy_call = ""
+        self._busy_task: asyncio.Task[Any] | None = None
+
+    def __repr__(self) -> str:
+        return f"<uow.Session {self._state.value} records={len(self._records)}>"
+
+    # -- lifecycle -----------------------------------------------------------
+
+    @property
+    def state(self) -> SessionState:
+        return self._state
+
+    def _guard(self, call: str) -> None:
+        if self._state is SessionState.OPEN:
+            return
+        if self._state is SessionState.CLOSED:
+            raise UsageError(f"Session.{call}: the session is closed; open a new one")
+        task = self._busy_task.get_name() if self._busy_task else "?"
+        raise UsageError(
+            f"Session.{call}: the session is busy in {self._busy_call} (task {task}); "
+            "a Session must not be shared between tasks at the same time"
+        )
+
+    def _begin(self, call: str) -> None:
+        self._guard(call)
+        self._state = SessionState.BUSY
+        self._busy_call = call
+        self._busy_task = asyncio.current_task()
+
+    def _end(self) -> None:
+        if self._state is SessionState.BUSY:
+            self._state = SessionState.OPEN
+        self._busy_call = ""
+        self._busy_task = None
+
+    async def __aenter__(self) -> Self:
+        if self._entered:
+            raise UsageError("Session: re-entering `async with` on a session is not allowed")
+        self._guard("__aenter__")
+        self._entered = True
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._state is SessionState.CLOSED:
+            return
+        try:
+            if exc_type is None:
+                await self.commit()
+            elif self._state is SessionState.OPEN:
+                self.rollback()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Forget every record and pending change; later calls raise `UsageError`.
+
+        `async with store.session()` closes for you, after committing.
+        """
+        self._guard("close()")
+        self._records.clear()
+        self._state = SessionState.CLOSED
+
+    # -- lookups ---------------------------------------------------------------
+
+    def _info(self, obj: Any) -> ModelInfo:
+        try:
+            return info_of(type(obj))
+        except NotMapped:
+            raise NotMapped(
+                f"{type(obj).__name__} object is not a uow model: decorate its class with "
+                "@uow.model(...)"
+            ) from None
+
+    def _record_of(self, obj: Any, call: str) -> Record:
+        info = self._info(obj)
+        record = self._records.get(key_of_object(info, obj))
+        if record is None or (record.obj is not obj and record.base is not obj):
+            raise UsageError(
+                f"Session.{call}: this {info.name} object is not in the session "
+                "(never added or loaded, or expunged)"
+            )
+        return record
+
+    # -- read-only views ---------------------------------------------------------
+
+    @property
+    def identity_map(self) -> IdentityMap:
+        """Read-only map key → object, for every record the session shows."""
+        return self._view
+
+    @property
+    def pending(self) -> tuple[Change, ...]:
+        """The net pending change of every record, in change-log order."""
+        self._guard("pending")
+        changes = (change_of(record) for record in self._records.values())
+        return tuple(change for change in changes if change is not None)
+
+    def is_dirty(self, obj: Any) -> bool:
+        """True when `obj` has a pending change (added, deleted, mutated or updated).
+
+        Raises:
+            UsageError: `obj` is not in this session.
+        """
+        self._guard("is_dirty()")
+        return self._is_dirty(self._record_of(obj, "is_dirty()"))
+
+    @staticmethod
+    def _is_dirty(record: Record) -> bool:
+        if record.state is not RecordState.LOADED:
+            return True
+        return bool(record.adds) or bool(loaded_ops(record))
+
+    # -- changes -----------------------------------------------------------------
+
+    def add(self, obj: Any, *, overwrite: bool = False) -> None:
+        """Add a new record; it is written at commit.
+
+        By default the write is create-only: if DynamoDB already holds the key,
+        the commit reports `DuplicateKeyError` for it. `overwrite=True` writes
+        an unconditional put that replaces any stored item. Adding an object
+        already in the session does nothing; adding after a pending delete of
+        the same key replaces the item.
+
+        Raises:
+            NotMapped: `obj` is not a model instance.
+            ValidationError: its key is missing, empty or of a wrong type.
+            UsageError: another object already holds this key in the session.
+        """
+        self._guard("add()")
+        info = self._info(obj)
+        self._add(info, key_of_object(info, obj), obj, overwrite=overwrite)
+
+    def add_all(self, objs: Iterable[Any], *, overwrite: bool = False) -> None:
+        """Add several records; nothing is added if any of them is refused."""
+        self._guard("add_all()")
+        items = []
+        seen: dict[Key, Any] = {}
+        for obj in objs:
+            info = self._info(obj)
+            key = key_of_object(info, obj)
+            if seen.setdefault(key, obj) is not obj:
+                raise UsageError(f"Session.add_all(): two objects share the key {info.name} {key}")
+            self._check_add(info, key, obj)
+            items.append((info, key, obj))
+        for info, key, obj in items:
+            self._add(info, key, obj, overwrite=overwrite)
+
+    def _check_add(self, info: ModelInfo, key: Key, obj: Any) -> None:
+        record = self._records.get(key)
+        if record is None or record.obj is obj:
+            return
+        if record.state in (RecordState.DELETED, RecordState.BLIND):
+            return
+        raise UsageError(
+            f"Session.add(): another {record.info.name} object already holds key {key} in this "
+            "session; change that object, or delete it first"
+        )
+
+    def _add(self, info: ModelInfo, key: Key, obj: Any, *, overwrite: bool) -> None:
+        self._check_add(info, key, obj)
+        record = self._records.get(key)
+        codec = codec_for(info.cls)
+        if record is None:
+            state = RecordState.REPLACE if overwrite else RecordState.NEW
+            self._records[key] = Record(key, info, codec, state, obj=obj)
+        elif record.state is RecordState.DELETED:
+            # A delete then an add of one key: the item is replaced by one put.
+            record.obj, record.info, record.codec = obj, info, codec
+            record.state = RecordState.REPLACE
+        elif record.state is RecordState.BLIND:
+            # A full put supersedes earlier blind updates of the same key.
+            record.obj, record.info, record.codec = obj, info, codec
+            record.blind = []
+            record.state = RecordState.REPLACE if overwrite else RecordState.NEW
+
+    def delete(self, obj: Any) -> None:
+        """Delete a record at commit (remove group).
+
+        Deleting a record added in this session and not yet committed simply
+        forgets it. An object that is not in the session is deleted by its key.
+
+        Raises:
+            NotMapped: `obj` is not a model instance.
+            UsageError: another object holds this key in the session.
+        """
+        self._guard("delete()")
+        info = self._info(obj)
+        key = key_of_object(info, obj)
+        record = self._records.get(key)
+        if record is not None and record.obj is not obj and record.visible is not None:
+            raise UsageError(
+                f"Session.delete(): another {info.name} object holds key {key} in this session; "
+                "delete that one"
+            )
+        self._delete(info, key)
+
+    def delete_key(self, model: type, pk: Any, sk: Any = None) -> None:
+        """Delete the record with this key at commit, without loading it."""
+        self._guard("delete_key()")
+        info = info_of(model)
+        self._delete(info, key_of(info, pk, sk))
+
+    def _delete(self, info: ModelInfo, key: Key) -> None:
+        record = self._records.get(key)
+        if record is None:
+            codec = codec_for(info.cls)
+            self._records[key] = Record(key, info, codec, RecordState.DELETED)
+            return
+        state = record.state
+        if state is RecordState.NEW:
+            del self._records[key]
+        elif state is RecordState.DELETED:
+            return
+        else:
+            if state is RecordState.REPLACE and record.base is not None:
+                record.obj = record.base
+            record.blind = []
+            record.adds = {}
+            record.state = RecordState.DELETED
+
+    def update(
+        self,
+        model: type,
+        pk: Any,
+        sk: Any = None,
+        *,
+        set: Mapping[str, Any] | None = None,  # noqa: A002 - the name is public API (DESIGN §4)
+        remove: Iterable[str] = (),
+        add: Mapping[str, Any] | None = None,
+    ) -> None:
+        """A field-level update by document path, without loading the record.
+
+        Paths look like `"name"`, `"profile.address.city"` or `"tags[2]"`.
+        `set` assigns values (`None` removes a field), `remove` removes paths,
+        `add` adds to top-level numbers (counters) or sets (elements) with
+        DynamoDB's `ADD`, so concurrent increments from many processes are not
+        lost. If the record is in the map, its object is changed at once.
+        Otherwise the operations are written at commit with `UpdateItem`,
+        conditioned on the item existing (a missing item fails the change
+        with `ConflictError`).
+
+        Raises:
+            ValidationError: an unknown field, a key field, a value of the wrong
+                type, a malformed path, or a path missing from the mapped object.
+            UsageError: the record is pending deletion.
+        """
+        self._guard("update()")
+        info = info_of(model)
+        key = key_of(info, pk, sk)
+        codec = codec_for(info.cls)
+        ops: list[Op] = []
+        try:
+            for text, value in (set or {}).items():
+                ops.append(resolve_op(codec, info.key_fields, Op("SET", parse_path(text), value)))
+            for text in remove:
+                ops.append(resolve_op(codec, info.key_fields, Op("REMOVE", parse_path(text))))
+            for text, value in (add or {}).items():
+                ops.append(resolve_op(codec, info.key_fields, Op("ADD", parse_path(text), value)))
+        except ValidationError as exc:
+            raise ValidationError(f"Session.update({info.name} {key}): {exc}") from exc
+        record = self._records.get(key)
+        if record is None:
+            record = Record(key, info, codec, RecordState.BLIND)
+            self._merge_blind(record, ops)
+            self._records[key] = record
+        elif record.state is RecordState.BLIND:
+            self._merge_blind(record, ops)
+        elif record.state is RecordState.DELETED:
+            raise UsageError(
+                f"Session.update(): {info.name} {key} is pending deletion; add a new object "
+                "to recreate it, or rollback the delete first"
+            )
+        else:
+            self._apply_ops(record, ops)
+
+    @staticmethod
+    def _merge_blind(record: Record, ops: list[Op]) -> None:
+        merged = list(record.blind)
+        for op in ops:
+            merge_op(merged, op)
+        record.blind = merged
+
+    @staticmethod
+    def _apply_ops(record: Record, ops: Sequence[Op]) -> None:
+        """Apply operations to the record's object, all or nothing."""
+        codec = record.codec
+        trial = codec.clone(record.obj)
+        _apply_to(codec, trial, ops, None)
+        adds = dict(record.adds) if record.state is RecordState.LOADED else None
+        _apply_to(codec, record.obj, ops, adds)
+        if adds is not None:
+            record.adds = adds
+
+    # -- reads -------------------------------------------------------------------
+
+    @overload
+    async def get(self, model: type[T], pk: Any, sk: Any = None) -> T | None: ...
+
+    @overload
+    async def get(self, model: Any, pk: Any, sk: Any = None) -> Any: ...
+
+    async def get(self, model: Any, pk: Any, sk: Any = None) -> Any:
+        """The record with this key: from the map, else one strongly consistent `GetItem`.
+
+        Returns `None` when the item does not exist or is pending deletion.
+        Inside `uow.cache_disabled()` (or with `Store(cache=False)`) the read
+        always goes to DynamoDB; a clean mapped object is refreshed in place,
+        one with pending changes keeps them.
+        """
+        self._guard("get()")
+        info = info_of(model)
+        key = key_of(info, pk, sk)
+        record = self._records.get(key)
+        if record is not None and record.info is not info:
+            raise UsageError(
+                f"Session.get(): key {key} of table {info.table!r} is held by a "
+                f"{record.info.name}, not a {info.name}"
+            )
+        bypass = not self._store.cache or reads_bypass_cache()
+        if record is not None and record.state is not RecordState.BLIND and not bypass:
+            return record.visible
+        self._begin("get()")
+        try:
+            item = await self._get_item(info, key, pending=record)
+        finally:
+            self._end()
+        return self._merge(info, key, item)
+
+    async def _get_item(self, info: ModelInfo, key: Key, *, pending: Record | None) -> Item | None:
+        params = {
+            "TableName": self._store.table_prefix + info.table,
+            "Key": key_item(info, key),
+            "ConsistentRead": True,
+        }
+        try:
+            response = await self._store.client.get_item(**params)
+        except (ClientError, BotoCoreError) as exc:
+            change = Change(ChangeKind.UPDATE, info.cls, key)
+            raise translate(exc, change) from exc
+        item: Item | None = response.get("Item")
+        return item
+
+    def _merge(self, info: ModelInfo, key: Key, item: Item | None) -> Any:
+        """Merge a read into the map, keeping identity and pending changes."""
+        record = self._records.get(key)
+        if item is None:
+            if record is not None and record.state is RecordState.LOADED:
+                if not self._is_dirty(record):
+                    del self._records[key]
+                return None
+            return None if record is None else record.visible
+        codec = codec_for(info.cls)
+        if record is None:
+            obj = codec.decode_item(item)
+            snapshot = codec.snapshot(obj)
+            self._records[key] = Record(key, info, codec, RecordState.LOADED, obj, obj, snapshot)
+            return obj
+        if record.state is RecordState.BLIND:
+            obj = codec.decode_item(item)
+            snapshot = codec.snapshot(obj)
+            loaded = Record(key, info, codec, RecordState.LOADED, obj, obj, snapshot)
+            try:
+                self._apply_ops(loaded, record.blind)
+            except ValidationError as exc:
+                raise ValidationError(
+                    f"{info.name} {key}: pending update() does not fit the stored item: {exc}; "
+                    "clear_record() it or change the update"
+                ) from exc
+            self._records[key] = loaded
+            return obj
+        if record.state is RecordState.LOADED and not self._is_dirty(record):
+            fresh = codec.decode_item(item)
+            record.snapshot = codec.snapshot(fresh)
+            codec.restore(record.obj, record.snapshot)
+        return record.visible
+
+    async def refresh(self, obj: Any) -> Any:
+        """Re-read `obj` from DynamoDB in place, dropping its pending changes.
+
+        Always reads DynamoDB, whatever the cache setting. Returns `obj`.
+
+        Raises:
+            UsageError: `obj` is not in this session.
+            NotFoundError: DynamoDB no longer holds the item; it is expunged.
+        """
+        self._guard("refresh()")
+        record = self._record_of(obj, "refresh()")
+        self._begin("refresh()")
+        try:
+            item = await self._get_item(record.info, record.key, pending=record)
+        finally:
+            self._end()
+        if item is None:
+            self._records.pop(record.key, None)
+            raise NotFoundError(
+                f"{record.info.name} {record.key} no longer exists in DynamoDB; "
+                "it has been expunged from the session"
+            )
+        codec = record.codec
+        fresh = codec.decode_item(item)
+        snapshot = codec.snapshot(fresh)
+        codec.restore(obj, snapshot)
+        self._records[record.key] = Record(
+            record.key, record.info, codec, RecordState.LOADED, obj, obj, snapshot
+        )
+        return obj
+
+    # -- forgetting ----------------------------------------------------------------
+
+    def expunge(self, obj: Any) -> None:
+        """Forget `obj` and its pending changes; DynamoDB is not touched.
+
+        Raises:
+            UsageError: `obj` is not in this session.
+        """
+        self._guard("expunge()")
+        del self._records[self._record_of(obj, "expunge()").key]
+
+    @overload
+    def clear_record(self, obj: Any, /) -> None: ...
+
+    @overload
+    def clear_record(self, model: type, pk: Any, sk: Any = None) -> None: ...
+
+    def clear_record(self, target: Any, pk: Any = None, sk: Any = None) -> None:
+        """Evict one record together with its pending changes.
+
+        Call it with the object, or with `(Model, pk, sk=None)`; evicting a key
+        that is not in the map does nothing.
+        """
+        self._guard("clear_record()")
+        if isinstance(target, type):
+            info = info_of(target)
+            self._records.pop(key_of(info, pk, sk), None)
+        else:
+            del self._records[self._record_of(target, "clear_record()").key]
+
+    def clear(self) -> None:
+        """Empty the map and the change log."""
+        self._guard("clear()")
+        self._records.clear()
+
+    def clear_cache(self) -> None:
+        """Evict every record that has no pending change.
+
+        Records with pending changes stay: their changes need them.
+        """
+        self._guard("clear_cache()")
+        for key in [k for k, r in self._records.items() if not self._is_dirty(r)]:
+            del self._records[key]
+
+    def rollback(self) -> None:
+        """Drop every pending change and restore every object in place to committed state.
+
+        Added objects are expunged; deleted objects are back in the map;
+        mutated and updated objects get their committed values back.
+        """
+        self._guard("rollback()")
+        self._revert(lambda record: True)
+
+    def clear_pending(self) -> None:
+        """The same as `rollback()`."""
+        self.rollback()
+
+    def clear_pending_updates(self) -> None:
+        """Drop the update group (adds, puts, mutations, updates); deletes stay pending.
+
+        Affected objects are restored to committed state; added objects are expunged.
+        """
+        self._guard("clear_pending_updates()")
+        self._revert(lambda record: record.state is not RecordState.DELETED)
+
+    def clear_pending_removes(self) -> None:
+        """Drop the remove group: pending deletes are undone, objects back in the map."""
+        self._guard("clear_pending_removes()")
+        self._revert(lambda record: record.state is RecordState.DELETED)
+
+    def _revert(self, selected: Callable[[Record], bool]) -> None:
+        for key, record in list(self._records.items()):
+            if not selected(record) or not self._is_dirty(record):
+                continue
+            if record.snapshot is None or record.base is None:
+                del self._records[key]  # new, blind, or deleted without a loaded object
+                continue
+            record.codec.restore(record.base, record.snapshot)
+            record.obj = record.base
+            record.state = RecordState.LOADED
+            record.blind = []
+            record.adds = {}
+
+    # -- commit --------------------------------------------------------------------
+
+    async def commit(self, *, atomic: bool = False) -> CommitResult:
+        """Write every pending change; return what was sent.
+
+        The log is validated and planned first (a `ValidationError` means
+        nothing was sent). Puts and deletes go in `BatchWriteItem` requests of
+        up to 25; creates (`add`) go as conditional `PutItem`s; changed loaded
+        records and blind updates go as `UpdateItem`s of the changed paths.
+        The update group and the remove group are sent concurrently, at most
+        `max_concurrency` requests at a time.
+
+        Confirmed changes become committed state. If any change fails,
+        `CommitError` is raised after every request has finished: it lists
+        `.succeeded` and `.failed` (with causes); failed changes stay pending,
+        and calling `commit()` again sends only them.
+
+        Raises:
+            ValidationError: a pending record cannot be written; nothing was sent.
+            CommitError: some changes failed; see above.
+            UsageError: the session is closed or busy in another task, or
+                `atomic=True` (not available yet in this version).
+        """
+        self._guard("commit()")
+        if atomic:
+            raise UsageError(
+                "Session.commit(atomic=True) is not available in this version of uow; "
+                "commit without atomic=True"
+            )
+        started = time.perf_counter()
+        plan = make_plan(self._records.values(), self._store.table_prefix)
+        outcome = Outcome()
+        self._begin("commit()")
+        try:
+            executor = Executor(
+                self._store.client,
+                max_concurrency=self._store.max_concurrency,
+                retry=self._store.retry,
+            )
+            await executor.run(plan, outcome)
+        finally:
+            self._end()
+            self._apply(outcome)
+        result = _result(outcome, time.perf_counter() - started)
+        log.info("commit %s", result.summary())
+        if outcome.failed:
+            failed = [(planned.change, cause) for planned, cause in outcome.failed]
+            succeeded = [planned.change for planned, _ in outcome.succeeded]
+            first = failed[0]
+            raise CommitError(
+                f"{len(failed)} of {len(plan.entries)} changes failed and stay pending "
+                f"(first: {first[0].describe()}: {first[1]}); commit() again sends only them",
+                succeeded=succeeded,
+                failed=failed,
+                result=result,
+            )
+        return result
+
+    def _apply(self, outcome: Outcome) -> None:
+        """Install what DynamoDB confirmed: new snapshots, dropped records."""
+        records = self._records
+        for planned, attributes in outcome.succeeded:
+            record = planned.record
+            if records.get(record.key) is not record:
+                continue
+            if planned.new_snapshot is None:
+                del records[record.key]  # a delete, or a blind update of an unloaded item
+                continue
+            snapshot = planned.new_snapshot
+            if planned.add_fields and attributes:
+                snapshot = _with_returned(record, planned.add_fields, snapshot, attributes)
+            record.snapshot = snapshot
+            record.base = record.obj
+            record.state = RecordState.LOADED
+            record.adds = {}
+
+
+def _with_returned(
+    record: Record, fields: tuple[str, ...], snapshot: tuple[Any, ...], attributes: Item
+) -> tuple[Any, ...]:
+    """Take ADDed fields' committed values from DynamoDB's response (other writers count)."""
+    codec = record.codec
+    values = list(snapshot)
+    for name in fields:
+        av = attributes.get(name)
+        if av is None:
+            continue
+        kind = codec.types[name]
+        value = kind.decode(av)
+        values[codec.names.index(name)] = kind.clone(value)
+        object.__setattr__(record.obj, name, value)
+    return tuple(values)
+
+
+def _apply_to(codec: ModelCodec, obj: Any, ops: Sequence[Op], adds: dict[str, Any] | None) -> None:
+    for op in ops:
+        path = op.path
+        kind = type_at(codec, path)
+        if op.action == "SET":
+            path_set(obj, path, kind.clone(op.value))
+        elif op.action == "REMOVE":
+            absent = kind.absent() if is_field(codec, path) else None
+            path_remove(obj, path, absent=absent)
+        else:
+            name = str(path[0])
+            object.__setattr__(obj, name, _combine(getattr(obj, name), op.value))
+            if adds is not None:
+                adds[name] = _combine(adds.get(name), op.value)
+
+
+def _result(outcome: Outcome, elapsed: float) -> CommitResult:
+    counts = dict.fromkeys(ChangeKind, 0)
+    for planned, _ in outcome.succeeded:
+        counts[planned.change.kind] += 1
+    return CommitResult(
+        created=counts[ChangeKind.CREATE],
+        put=counts[ChangeKind.PUT],
+        updated=counts[ChangeKind.UPDATE],
+        deleted=counts[ChangeKind.DELETE],
+        failed=len(outcome.failed),
+        requests=dict(outcome.requests),
+        retries=outcome.retries,
+        consumed_capacity=outcome.consumed_capacity,
+        elapsed=elapsed,
+    )

@@ -1,0 +1,258 @@
+"""`Store`: one aioboto3 DynamoDB client for its lifetime, configuration, `create_tables`."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import os
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+
+from uow.config import Retry
+from uow.errors import UsageError, ValidationError
+from uow.model import ModelInfo, info_of
+
+if TYPE_CHECKING:
+    from uow.session import Session
+
+__all__ = ["Store", "StoreState"]
+
+_KEY_TYPES = {str: "S", int: "N", float: "N", bytes: "B"}
+
+
+class StoreState(enum.Enum):
+    """A store's lifecycle: `NEW` → `OPEN` (inside `async with`) → `CLOSED`."""
+
+    NEW = "new"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+def _env_cache_enabled() -> bool:
+    return os.environ.get("UOW_CACHE_ENABLED", "1").strip().lower() not in ("0", "false", "no")
+
+
+class Store:
+    """Owns one aioboto3 DynamoDB client, and makes sessions on it.
+
+    Use it as an async context manager, one per application (web app
+    lifespan, worker process)::
+
+        async with uow.Store(region_name="eu-west-1") as store:
+            await store.create_tables(User)
+            async with store.session() as session:
+                ...
+
+    Args:
+        endpoint_url: DynamoDB endpoint; `None` follows the standard AWS
+            configuration chain (`AWS_ENDPOINT_URL`, profiles, region).
+        region_name: AWS region; `None` follows the configuration chain.
+        table_prefix: prepended to every model's table name.
+        max_concurrency: requests in flight at once per commit; also the
+            connection pool size.
+        cache: serve reads from the identity map (`False`, or the environment
+            variable `UOW_CACHE_ENABLED=0`, turns read caching off; identity is
+            still kept).
+        retry: backoff and budgets for throttled or failed requests.
+        aws_access_key_id, aws_secret_access_key, aws_session_token: explicit
+            credentials; `None` follows the configuration chain.
+    """
+
+    def __init__(
+        self,
+        endpoint_url: str | None = None,
+        region_name: str | None = None,
+        *,
+        table_prefix: str = "",
+        max_concurrency: int = 32,
+        cache: bool = True,
+        retry: Retry | None = None,
+        aws_access_key_id: str | None = None,
+        aws_secret_access_key: str | None = None,
+        aws_session_token: str | None = None,
+    ) -> None:
+        if max_concurrency < 1:
+            raise ValidationError(f"max_concurrency must be at least 1, got {max_concurrency}")
+        self.endpoint_url = endpoint_url
+        self.region_name = region_name
+        self.table_prefix = table_prefix
+        self.max_concurrency = max_concurrency
+        self.cache = cache and _env_cache_enabled()
+        self.retry = retry or Retry()
+        self._credentials = {
+            "aws_access_key_id": aws_access_key_id,
+            "aws_secret_access_key": aws_secret_access_key,
+            "aws_session_token": aws_session_token,
+        }
+        self._state = StoreState.NEW
+        self._client_context: Any = None
+        self._client: Any = None
+
+    def __repr__(self) -> str:
+        return f"<uow.Store {self._state.value} endpoint={self.endpoint_url!r}>"
+
+    @property
+    def state(self) -> StoreState:
+        return self._state
+
+    @property
+    def client(self) -> Any:
+        """The aioboto3 DynamoDB client (for calls `uow` does not wrap).
+
+        Raises:
+            UsageError: the store is not open.
+        """
+        self._require_open("client")
+        return self._client
+
+    def _require_open(self, call: str) -> None:
+        if self._state is not StoreState.OPEN:
+            raise UsageError(
+                f"Store.{call} needs an open store, but it is {self._state.value}: "
+                "use it inside `async with uow.Store(...) as store:`"
+            )
+
+    async def __aenter__(self) -> Self:
+        if self._state is not StoreState.NEW:
+            raise UsageError(f"a Store can be entered once; this one is {self._state.value}")
+        # aioboto3 is imported here so that `import uow` (and the pytest plugin) stays light.
+        import aioboto3
+        from botocore.config import Config
+
+        config = Config(
+            max_pool_connections=self.max_concurrency,
+            # uow validates every request itself before sending; botocore's own
+            # validation costs about a third of the client CPU per batched item.
+            parameter_validation=False,
+            retries={"mode": "standard", "total_max_attempts": self.retry.max_attempts},
+        )
+        session = aioboto3.Session(region_name=self.region_name, **self._credentials)
+        self._client_context = session.client(
+            "dynamodb", endpoint_url=self.endpoint_url, config=config
+        )
+        self._client = await self._client_context.__aenter__()
+        self._state = StoreState.OPEN
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._state = StoreState.CLOSED
+        context, self._client_context, self._client = self._client_context, None, None
+        if context is not None:
+            await context.__aexit__(exc_type, exc, tb)
+
+    def session(self) -> Session:
+        """A new session on this store: cheap, one per request or job.
+
+        Raises:
+            UsageError: the store is not open.
+        """
+        self._require_open("session()")
+        from uow.session import Session
+
+        return Session(self)
+
+    def table_name(self, model: type) -> str:
+        """The full table name of a model, prefix included."""
+        return self.table_prefix + info_of(model).table
+
+    async def create_tables(self, *models: type) -> None:
+        """Create the tables of `models` if they do not exist (on-demand billing, GSIs).
+
+        Idempotent: an existing table with the same key schema is left as it is.
+        Models sharing a table must agree on its keys.
+
+        Raises:
+            ValidationError: models sharing a table disagree on keys, or an
+                existing table has a different key schema.
+            UsageError: the store is not open.
+        """
+        self._require_open("create_tables()")
+        tables: dict[str, list[ModelInfo]] = {}
+        for model in models:
+            info = info_of(model)
+            tables.setdefault(self.table_prefix + info.table, []).append(info)
+        await asyncio.gather(*(self._create_table(name, infos) for name, infos in tables.items()))
+
+    async def _create_table(self, name: str, infos: list[ModelInfo]) -> None:
+        from botocore.exceptions import ClientError
+
+        first = infos[0]
+        for other in infos[1:]:
+            if (other.pk, other.sk) != (first.pk, first.sk):
+                raise ValidationError(
+                    f"{first.name} and {other.name} share table {name!r} but have different "
+                    f"keys ({first.key_fields} vs {other.key_fields})"
+                )
+        attributes: dict[str, str] = {}
+
+        def key_schema(pk: str, sk: str | None) -> list[dict[str, str]]:
+            schema = [{"AttributeName": pk, "KeyType": "HASH"}]
+            if sk:
+                schema.append({"AttributeName": sk, "KeyType": "RANGE"})
+            for attribute in (pk, sk):
+                if attribute:
+                    attributes[attribute] = _key_type(infos, attribute)
+            return schema
+
+        params: dict[str, Any] = {
+            "TableName": name,
+            "KeySchema": key_schema(first.pk, first.sk),
+            "BillingMode": "PAY_PER_REQUEST",
+        }
+        indexes = {
+            index_name: index for info in infos for index_name, index in info.indexes.items()
+        }
+        if indexes:
+            params["GlobalSecondaryIndexes"] = [
+                {
+                    "IndexName": index_name,
+                    "KeySchema": key_schema(index.pk, index.sk),
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+                for index_name, index in sorted(indexes.items())
+            ]
+        params["AttributeDefinitions"] = [
+            {"AttributeName": attribute, "AttributeType": kind}
+            for attribute, kind in sorted(attributes.items())
+        ]
+        client = self._client
+        try:
+            await client.create_table(**params)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ResourceInUseException":
+                raise
+            described = (await client.describe_table(TableName=name))["Table"]
+            if described["KeySchema"] != params["KeySchema"]:
+                raise ValidationError(
+                    f"table {name!r} exists with key schema {described['KeySchema']}, "
+                    f"but {first.name} needs {params['KeySchema']}"
+                ) from exc
+        for _ in range(600):
+            status = (await client.describe_table(TableName=name))["Table"]["TableStatus"]
+            if status == "ACTIVE":
+                return
+            await asyncio.sleep(0.1)
+        raise UsageError(f"table {name!r} did not become ACTIVE within 60 s")  # pragma: no cover
+
+
+def _key_type(infos: list[ModelInfo], attribute: str) -> str:
+    from uow.codec import codec_for
+
+    for info in infos:
+        codec = codec_for(info.cls)
+        kind = codec.types.get(attribute)
+        if kind is None:
+            continue
+        for python_type, tag in _KEY_TYPES.items():
+            if kind.name == python_type.__name__:
+                return tag
+        raise ValidationError(
+            f"{info.name}.{attribute} is a key attribute of type {kind.name}; "
+            "key attributes must be str, int or bytes"
+        )
+    raise ValidationError(f"no model defines key attribute {attribute!r}")  # pragma: no cover
