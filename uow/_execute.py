@@ -69,7 +69,9 @@ def translate(exc: BaseException, change: Change) -> ChangeError:
                     "refresh it, or add it again"
                 )
         elif code in THROTTLING_CODES:
-            cause = ThrottledError(f"{what}: DynamoDB throttled every attempt ({code}); retry later")
+            cause = ThrottledError(
+                f"{what}: DynamoDB throttled every attempt ({code}); commit again later"
+            )
         elif code == "ResourceNotFoundException":
             cause = ServiceError(
                 f"{what}: table not found ({message}); create it with "

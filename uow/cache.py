@@ -7,7 +7,9 @@ from types import TracebackType
 
 __all__ = ["cache_disabled", "reads_bypass_cache"]
 
-_DISABLED: contextvars.ContextVar[bool] = contextvars.ContextVar("uow_cache_disabled", default=False)
+_DISABLED: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "uow_cache_disabled", default=False
+)
 
 
 def reads_bypass_cache() -> bool:

@@ -731,7 +731,7 @@ class ModelCodec:
         re-run; a missing attribute becomes `None`, an empty set, or the field's
         default when its type does not admit `None`.
         """
-        obj = object.__new__(self.cls)
+        obj: Any = object.__new__(self.cls)
         for name, kind in self._pairs:
             av = item.get(name)
             if av is None:
@@ -751,9 +751,9 @@ class ModelCodec:
         absent = kind.absent()
         if absent is not None or isinstance(kind, _Optional | _Any):
             return absent
-        default = attrs.fields_dict(self.cls)[name].default
-        if isinstance(default, attrs.Factory):  # type: ignore[arg-type]  # attrs.Factory is a class at runtime
-            factory: Callable[..., Any] = default.factory
+        default: Any = attrs.fields_dict(self.cls)[name].default
+        factory: Callable[..., Any] | None = getattr(default, "factory", None)
+        if factory is not None:  # an attrs.Factory
             return factory(None) if default.takes_self else factory()
         if default is not attrs.NOTHING:
             return default
@@ -770,7 +770,7 @@ class ModelCodec:
 
     def clone(self, obj: Any) -> Any:
         """A deep copy of `obj` built without running `__init__`."""
-        copy = object.__new__(self.cls)
+        copy: Any = object.__new__(self.cls)
         for name, kind in self._pairs:
             object.__setattr__(copy, name, kind.clone(getattr(obj, name)))
         return copy

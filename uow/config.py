@@ -31,4 +31,4 @@ class Retry:
     def delay(self, attempt: int) -> float:
         """Backoff before re-send number `attempt` (1-based): exponential, full jitter."""
         cap = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
-        return random.uniform(cap / 2, cap)  # noqa: S311 - jitter, not cryptography
+        return random.uniform(cap / 2, cap)

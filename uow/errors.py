@@ -4,13 +4,13 @@ Every error `uow` raises derives from `UowError`; errors are grouped by what the
 caller does next::
 
     UowError
-    ├── ValidationError (also ValueError)   bad input or a DynamoDB limit, caught before any request
+    ├── ValidationError (also ValueError)   bad input or a DynamoDB limit, before any request
     ├── UsageError (also RuntimeError)      wrong call for the session's state, shared across tasks
     ├── NotMapped (also TypeError)          an object of no model
     ├── NotFoundError (also LookupError)    refresh() of a record DynamoDB no longer holds
-    ├── CommitError                         .succeeded, .failed (each with its cause); failed stay pending
+    ├── CommitError                         .succeeded, .failed with causes; failed stay pending
     └── ChangeError                         the cause of one failed change (in CommitError.failed)
-        ├── ConflictError                   a condition failed: the item changed or vanished meanwhile
+        ├── ConflictError                   a condition failed: the item changed or vanished
         │   └── DuplicateKeyError           add() of a key that already exists
         ├── UniqueViolation                 a unique field's value is taken
         ├── ThrottledError                  DynamoDB kept throttling after every retry

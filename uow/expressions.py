@@ -16,7 +16,7 @@ __all__ = ["ExpressionBuilder"]
 class ExpressionBuilder:
     """Collects placeholders for one request's expressions."""
 
-    __slots__ = ("names", "values", "_by_name")
+    __slots__ = ("_by_name", "names", "values")
 
     def __init__(self) -> None:
         self.names: dict[str, str] = {}
@@ -57,9 +57,7 @@ class ExpressionBuilder:
         """An UpdateExpression: `SET a = :v0, b.c = :v1 REMOVE d ADD e :v2`."""
         clauses = []
         if sets:
-            clauses.append(
-                "SET " + ", ".join(f"{self.path(p)} = {self.value(v)}" for p, v in sets)
-            )
+            clauses.append("SET " + ", ".join(f"{self.path(p)} = {self.value(v)}" for p, v in sets))
         if removes:
             clauses.append("REMOVE " + ", ".join(self.path(p) for p in removes))
         if adds:

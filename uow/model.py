@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import attrs
 
@@ -39,7 +39,6 @@ class ModelInfo:
     version: str | None
     indexes: Mapping[str, Index]
     fields: tuple[str, ...]
-    field_types: Mapping[str, Any]
 
     @property
     def name(self) -> str:
@@ -78,18 +77,17 @@ def model(
     index_map = dict(indexes or {})
 
     def decorate(cls: type[T]) -> type[T]:
-        if not attrs.has(cls):
+        if not attrs.has(cast(type, cls)):
             raise ValidationError(
-                f"@uow.model needs an attrs class: put @attrs.define below @uow.model on {cls.__name__}"
+                f"@uow.model needs an attrs class: put @attrs.define below @uow.model "
+                f"on {cls.__name__}"
             )
-        attrs.resolve_types(cls)
-        fields = tuple(f.name for f in attrs.fields(cls))
-        field_types = {f.name: f.type for f in attrs.fields(cls)}
+        fields = tuple(f.name for f in attrs.fields(cast(Any, cls)))
         named = [pk, *([sk] if sk else []), *unique, *([version] if version else [])]
         for index in index_map.values():
             named += [index.pk, *([index.sk] if index.sk else [])]
         for name in named:
-            if name not in field_types:
+            if name not in fields:
                 raise ValidationError(f"{cls.__name__} has no field {name!r} (named in @uow.model)")
         if not table:
             raise ValidationError(f"{cls.__name__}: @uow.model needs a non-empty table name")
@@ -105,7 +103,6 @@ def model(
                 version=version,
                 indexes=index_map,
                 fields=fields,
-                field_types=field_types,
             ),
         )
         return cls

@@ -7,8 +7,8 @@ is sent if any record is invalid. Each record contributes one `Planned` entry:
 |---|---|---|
 | `NEW` | create | `PutItem` conditioned on `attribute_not_exists(pk)` |
 | `REPLACE` | put | `BatchWriteItem` put (≤ 25 per request) |
-| `LOADED` and changed | update | `UpdateItem` of the changed paths, conditioned on `attribute_exists(pk)` |
-| `BLIND` | update | `UpdateItem` of the coalesced operations, conditioned on `attribute_exists(pk)` |
+| `LOADED`, changed | update | `UpdateItem` of the changed paths, if `attribute_exists(pk)` |
+| `BLIND` | update | `UpdateItem` of the coalesced operations, if `attribute_exists(pk)` |
 | `DELETED` | delete | `BatchWriteItem` delete (≤ 25 per request) |
 """
 
@@ -81,7 +81,7 @@ class Plan:
 
 
 def _number_size(text: str) -> int:
-    digits = sum(c.isdigit() for c in text.split("e")[0].split("E")[0])
+    digits = sum(c.isdigit() for c in text.split("e", maxsplit=1)[0].split("E", maxsplit=1)[0])
     return (digits + 1) // 2 + 1
 
 

@@ -316,7 +316,7 @@ class Session:
         pk: Any,
         sk: Any = None,
         *,
-        set: Mapping[str, Any] | None = None,  # noqa: A002 - the name is public API (DESIGN §4)
+        set: Mapping[str, Any] | None = None,
         remove: Iterable[str] = (),
         add: Mapping[str, Any] | None = None,
     ) -> None:
@@ -512,9 +512,9 @@ class Session:
     def clear_record(self, obj: Any, /) -> None: ...
 
     @overload
-    def clear_record(self, model: type, pk: Any, sk: Any = None) -> None: ...
+    def clear_record(self, model: type, pk: Any, sk: Any = None, /) -> None: ...
 
-    def clear_record(self, target: Any, pk: Any = None, sk: Any = None) -> None:
+    def clear_record(self, target: Any, pk: Any = None, sk: Any = None, /) -> None:
         """Evict one record together with its pending changes.
 
         Call it with the object, or with `(Model, pk, sk=None)`; evicting a key

@@ -117,16 +117,21 @@ class Store:
             raise UsageError(f"a Store can be entered once; this one is {self._state.value}")
         # aioboto3 is imported here so that `import uow` (and the pytest plugin) stays light.
         import aioboto3
-        from botocore.config import Config
+        from aiobotocore.config import AioConfig
 
-        config = Config(
+        config = AioConfig(
             max_pool_connections=self.max_concurrency,
             # uow validates every request itself before sending; botocore's own
             # validation costs about a third of the client CPU per batched item.
             parameter_validation=False,
             retries={"mode": "standard", "total_max_attempts": self.retry.max_attempts},
         )
-        session = aioboto3.Session(region_name=self.region_name, **self._credentials)
+        session = aioboto3.Session(
+            region_name=self.region_name,
+            aws_access_key_id=self._credentials["aws_access_key_id"],
+            aws_secret_access_key=self._credentials["aws_secret_access_key"],
+            aws_session_token=self._credentials["aws_session_token"],
+        )
         self._client_context = session.client(
             "dynamodb", endpoint_url=self.endpoint_url, config=config
         )
