@@ -27,13 +27,15 @@ from uow.errors import (
 )
 from uow.plan import Plan, Planned, Request
 
-__all__ = ["HANDLED_CODES", "Executor", "Outcome", "translate"]
+__all__ = ["HANDLED_CODES", "Executor", "Outcome", "call", "retryable", "translate"]
 
 log = logging.getLogger("uow.commit")
 
 THROTTLING_CODES = frozenset(
     {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
 )
+# Codes worth another attempt besides throttling: the service's transient failures.
+TRANSIENT_CODES = frozenset({"InternalServerError", "ServiceUnavailable"})
 # Every DynamoDB error code `uow` treats specially, and the error it becomes.
 # Any other code becomes a `ServiceError` carrying the code.
 HANDLED_CODES: Mapping[str, type[ChangeError]] = {
@@ -45,8 +47,6 @@ HANDLED_CODES: Mapping[str, type[ChangeError]] = {
     "ServiceUnavailable": ServiceError,
     "ItemCollectionSizeLimitExceededException": ServiceError,
 }
-
-_METHODS = {"PutItem": "put_item", "UpdateItem": "update_item"}
 
 
 def translate(exc: BaseException, change: Change) -> ChangeError:
@@ -121,6 +121,81 @@ def _write_signature(
     return table, "delete", repr([key.get(name) for name in key_fields])
 
 
+def retryable(exc: BaseException) -> bool:
+    """True for throttling, 5xx answers and connection failures: worth another attempt."""
+    if isinstance(exc, ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        return code in THROTTLING_CODES or code in TRANSIENT_CODES or status >= 500
+    return isinstance(exc, BotoCoreError)
+
+
+async def call(
+    client: Any,
+    api: str,
+    params: dict[str, Any],
+    *,
+    retry: Retry,
+    deadline: float,
+    outcome: Outcome | None = None,
+    limit: asyncio.Semaphore | None = None,
+) -> dict[str, Any]:
+    """Send one request, retrying what `retryable` accepts with backoff until `deadline`.
+
+    botocore's own retries are off (`Store` sets one attempt) so that one
+    policy, `uow.Retry`, governs every re-send and every re-send is counted.
+
+    Raises:
+        ClientError, BotoCoreError: the last failure, when not retryable or out
+            of attempts or time.
+    """
+    method = getattr(client, _METHOD_NAMES[api])
+    attempt = 1
+    while True:
+        started = time.perf_counter()
+        try:
+            if limit is None:
+                response: dict[str, Any] = await method(**params)
+            else:
+                async with limit:
+                    response = await method(**params)
+        except (ClientError, BotoCoreError) as exc:
+            if outcome is not None:
+                outcome.requests[api] = outcome.requests.get(api, 0) + 1
+            delay = retry.delay(attempt)
+            if (
+                not retryable(exc)
+                or attempt >= retry.max_attempts
+                or time.monotonic() + delay > deadline
+            ):
+                raise
+            log.debug("%s failed (%s); attempt %d in %.3fs", api, exc, attempt + 1, delay)
+            if outcome is not None:
+                outcome.retries += 1
+            attempt += 1
+            await asyncio.sleep(delay)
+            continue
+        if outcome is not None:
+            outcome.count(api, response)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "%s table=%s elapsed=%.1fms attempt=%d",
+                api,
+                params.get("TableName") or ",".join(params.get("RequestItems", ())),
+                (time.perf_counter() - started) * 1000,
+                attempt,
+            )
+        return response
+
+
+_METHOD_NAMES = {
+    "PutItem": "put_item",
+    "UpdateItem": "update_item",
+    "BatchWriteItem": "batch_write_item",
+    "GetItem": "get_item",
+}
+
+
 class Executor:
     """Sends a plan's requests concurrently, at most `max_concurrency` at a time."""
 
@@ -128,6 +203,7 @@ class Executor:
         self._client = client
         self._limit = asyncio.Semaphore(max_concurrency)
         self._retry = retry
+        self._deadline = time.monotonic() + retry.budget
 
     async def run(self, plan: Plan, outcome: Outcome) -> None:
         """Send every request of `plan`; results go into `outcome`, never raised."""
@@ -142,31 +218,26 @@ class Executor:
         else:
             await self._single(request, outcome)
 
-    async def _call(self, api: str, method: str, params: dict[str, Any]) -> dict[str, Any]:
-        async with self._limit:
-            started = time.perf_counter()
-            response: dict[str, Any] = await getattr(self._client, method)(**params)
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug(
-                "%s table=%s elapsed=%.1fms retries=%s",
-                api,
-                params.get("TableName") or ",".join(params.get("RequestItems", ())),
-                (time.perf_counter() - started) * 1000,
-                response.get("ResponseMetadata", {}).get("RetryAttempts", 0),
-            )
-        return response
+    async def _call(self, api: str, params: dict[str, Any], outcome: Outcome) -> dict[str, Any]:
+        return await call(
+            self._client,
+            api,
+            params,
+            retry=self._retry,
+            deadline=self._deadline,
+            outcome=outcome,
+            limit=self._limit,
+        )
 
     async def _single(self, request: Request, outcome: Outcome) -> None:
         (planned,) = request.entries
         assert planned.params is not None
         params = {**planned.params, "ReturnConsumedCapacity": "TOTAL"}
         try:
-            response = await self._call(request.api, _METHODS[request.api], params)
+            response = await self._call(request.api, params, outcome)
         except (ClientError, BotoCoreError) as exc:
-            outcome.requests[request.api] = outcome.requests.get(request.api, 0) + 1
             outcome.failed.append((planned, translate(exc, planned.change)))
             return
-        outcome.count(request.api, response)
         outcome.succeeded.append((planned, response.get("Attributes")))
 
     async def _batch(self, request: Request, outcome: Outcome) -> None:
@@ -181,12 +252,10 @@ class Executor:
                 items.setdefault(planned.table, []).append(planned.write)
             params = {"RequestItems": items, "ReturnConsumedCapacity": "TOTAL"}
             try:
-                response = await self._call("BatchWriteItem", "batch_write_item", params)
+                response = await self._call("BatchWriteItem", params, outcome)
             except (ClientError, BotoCoreError) as exc:
-                outcome.requests["BatchWriteItem"] = outcome.requests.get("BatchWriteItem", 0) + 1
                 outcome.failed.extend((p, translate(exc, p.change)) for p in pending.values())
                 return
-            outcome.count("BatchWriteItem", response)
             left: dict[tuple[str, str, str], Planned] = {}
             for table, writes in (response.get("UnprocessedItems") or {}).items():
                 for write in writes:
@@ -205,7 +274,7 @@ class Executor:
             attempt += 1
             delay = retry.delay(attempt)
             spent = time.monotonic() - started
-            if attempt >= retry.max_attempts or spent + delay > retry.budget:
+            if attempt >= retry.max_attempts or time.monotonic() + delay > self._deadline:
                 for planned in pending.values():
                     what = f"{planned.change.model.__name__} {planned.change.key}"
                     outcome.failed.append(

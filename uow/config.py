@@ -14,13 +14,13 @@ class Retry:
     """How `uow` retries throttled and failed requests.
 
     Attributes:
-        max_attempts: attempts per request, first included; passed to
-            botocore's standard retry mode for throttling, 5xx and
-            connection errors, and used for re-sending unprocessed batch items.
+        max_attempts: attempts per request, first included, for throttling,
+            5xx answers and connection failures, and for re-sending a
+            batch's unprocessed items.
         base_delay: first backoff delay in seconds; doubles per attempt.
         max_delay: cap of one backoff delay in seconds.
-        budget: seconds a commit may spend re-sending unprocessed batch items
-            before it gives up on them (they stay pending, `ThrottledError`).
+        budget: seconds a commit (or a read) may spend retrying; past it, what
+            is left fails (`ThrottledError` or `ServiceError`) and stays pending.
     """
 
     max_attempts: int = attrs.field(default=8, validator=attrs.validators.ge(1))

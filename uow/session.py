@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar, overload
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from uow._execute import Executor, Outcome, translate
+from uow._execute import Executor, Outcome, call, translate
 from uow.cache import reads_bypass_cache
 from uow.changes import (
     Change,
@@ -424,8 +424,12 @@ class Session:
             "Key": key_item(info, key),
             "ConsistentRead": True,
         }
+        retry = self._store.retry
+        deadline = time.monotonic() + retry.budget
         try:
-            response = await self._store.client.get_item(**params)
+            response = await call(
+                self._store.client, "GetItem", params, retry=retry, deadline=deadline
+            )
         except (ClientError, BotoCoreError) as exc:
             change = Change(ChangeKind.UPDATE, info.cls, key)
             raise translate(exc, change) from exc

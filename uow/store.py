@@ -124,7 +124,8 @@ class Store:
             # uow validates every request itself before sending; botocore's own
             # validation costs about a third of the client CPU per batched item.
             parameter_validation=False,
-            retries={"mode": "standard", "total_max_attempts": self.retry.max_attempts},
+            # One retry policy for everything: uow's own (`uow.Retry`), counted per commit.
+            retries={"mode": "standard", "total_max_attempts": 1},
         )
         session = aioboto3.Session(
             region_name=self.region_name,
