@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from uow.changes import Change
+    from uow.results import CommitResult
 
 __all__ = [
     "ChangeError",
@@ -139,7 +140,7 @@ class CommitError(UowError):
         *,
         succeeded: Sequence[Change],
         failed: Sequence[tuple[Change, ChangeError]],
-        result: object = None,
+        result: CommitResult | None = None,
     ) -> None:
         super().__init__(message)
         self.succeeded: tuple[Change, ...] = tuple(succeeded)
