@@ -9,6 +9,7 @@ from uow.cache import cache_disabled
 from uow.changes import Change, ChangeKind
 from uow.config import Retry
 from uow.errors import (
+    AbortedError,
     ChangeError,
     CommitError,
     ConflictError,
@@ -31,6 +32,7 @@ from uow.store import Store, StoreState
 __version__ = "0.1.0"
 
 __all__ = [
+    "AbortedError",
     "Change",
     "ChangeError",
     "ChangeKind",

@@ -8,6 +8,9 @@ outcome into an `Outcome`, which the session applies afterwards.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import json
 import logging
 import time
 from collections.abc import Mapping
@@ -19,15 +22,26 @@ from botocore.exceptions import BotoCoreError, ClientError
 from uow.changes import Change, ChangeKind
 from uow.config import Retry
 from uow.errors import (
+    AbortedError,
     ChangeError,
     ConflictError,
     DuplicateKeyError,
     ServiceError,
     ThrottledError,
+    UniqueViolation,
 )
-from uow.plan import Plan, Planned, Request
+from uow.plan import Action, Plan, Planned, Request
 
-__all__ = ["HANDLED_CODES", "Executor", "Outcome", "call", "retryable", "translate"]
+__all__ = [
+    "HANDLED_CODES",
+    "Executor",
+    "Outcome",
+    "call",
+    "request_token",
+    "retryable",
+    "transaction_causes",
+    "translate",
+]
 
 log = logging.getLogger("uow.commit")
 
@@ -35,11 +49,19 @@ THROTTLING_CODES = frozenset(
     {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
 )
 # Codes worth another attempt besides throttling: the service's transient failures.
-TRANSIENT_CODES = frozenset({"InternalServerError", "ServiceUnavailable"})
+TRANSIENT_CODES = frozenset(
+    {"InternalServerError", "ServiceUnavailable", "TransactionInProgressException"}
+)
+# Cancellation reasons that another attempt of the same transaction may get past.
+_PASSING_REASONS = frozenset({"None", "TransactionConflict", *THROTTLING_CODES, "ThrottlingError"})
 # Every DynamoDB error code `uow` treats specially, and the error it becomes.
 # Any other code becomes a `ServiceError` carrying the code.
 HANDLED_CODES: Mapping[str, type[ChangeError]] = {
     "ConditionalCheckFailedException": ConflictError,
+    "TransactionCanceledException": ConflictError,
+    "TransactionConflictException": ConflictError,
+    "TransactionInProgressException": ServiceError,
+    "IdempotentParameterMismatchException": ServiceError,
     **dict.fromkeys(THROTTLING_CODES, ThrottledError),
     "ResourceNotFoundException": ServiceError,
     "ValidationException": ServiceError,
@@ -47,6 +69,24 @@ HANDLED_CODES: Mapping[str, type[ChangeError]] = {
     "ServiceUnavailable": ServiceError,
     "ItemCollectionSizeLimitExceededException": ServiceError,
 }
+
+
+def _condition_failed(change: Change, stored: Mapping[str, Any] | None) -> ChangeError:
+    """The cause of a failed condition on a record's own write."""
+    what = f"{change.model.__name__} {change.key}"
+    if change.kind is ChangeKind.CREATE:
+        return DuplicateKeyError(
+            f"{what} already exists: add() is create-only; load the record and "
+            "change it, or delete it first"
+        )
+    if stored:
+        return ConflictError(
+            f"{what} was changed by another writer since it was read; "
+            "refresh() it, apply the change again and commit"
+        )
+    return ConflictError(
+        f"{what} does not exist in DynamoDB (deleted elsewhere?); refresh it, or add it again"
+    )
 
 
 def translate(exc: BaseException, change: Change) -> ChangeError:
@@ -58,16 +98,12 @@ def translate(exc: BaseException, change: Change) -> ChangeError:
         code = str(error.get("Code", "Unknown"))
         message = str(error.get("Message", ""))
         if code == "ConditionalCheckFailedException":
-            if change.kind is ChangeKind.CREATE:
-                cause = DuplicateKeyError(
-                    f"{what} already exists: add() is create-only; load the record and "
-                    "change it, or delete it first"
-                )
-            else:
-                cause = ConflictError(
-                    f"{what} no longer exists in DynamoDB (deleted elsewhere?); "
-                    "refresh it, or add it again"
-                )
+            stored: Any = exc.response.get("Item")
+            cause = _condition_failed(change, stored)
+        elif code in ("TransactionCanceledException", "TransactionConflictException"):
+            cause = ConflictError(
+                f"{what}: another transaction kept conflicting with this write; commit again"
+            )
         elif code in THROTTLING_CODES:
             cause = ThrottledError(
                 f"{what}: DynamoDB throttled every attempt ({code}); commit again later"
@@ -108,7 +144,7 @@ class Outcome:
 
 
 def _signature(planned: Planned) -> tuple[str, str, str]:
-    return _write_signature(planned.table, planned.write or {}, planned.record.info.key_fields)
+    return _write_signature(planned.table, planned.write, planned.record.info.key_fields)
 
 
 def _write_signature(
@@ -125,6 +161,9 @@ def retryable(exc: BaseException) -> bool:
     """True for throttling, 5xx answers and connection failures: worth another attempt."""
     if isinstance(exc, ClientError):
         code = str(exc.response.get("Error", {}).get("Code", ""))
+        if code == "TransactionCanceledException":
+            reasons = {str(r.get("Code")) for r in exc.response.get("CancellationReasons") or ()}
+            return bool(reasons) and reasons <= _PASSING_REASONS and reasons != {"None"}
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
         return code in THROTTLING_CODES or code in TRANSIENT_CODES or status >= 500
     return isinstance(exc, BotoCoreError)
@@ -191,19 +230,91 @@ async def call(
 _METHOD_NAMES = {
     "PutItem": "put_item",
     "UpdateItem": "update_item",
+    "DeleteItem": "delete_item",
     "BatchWriteItem": "batch_write_item",
+    "TransactWriteItems": "transact_write_items",
     "GetItem": "get_item",
+    "BatchGetItem": "batch_get_item",
 }
+
+
+def _json_default(value: Any) -> str:
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(value).decode("ascii")
+    raise TypeError(type(value).__name__)
+
+
+def request_token(seed: str, items: list[dict[str, Any]]) -> str:
+    """A `ClientRequestToken` derived from the commit and the transaction's content.
+
+    The same pending changes re-sent by the same session (a retry after a
+    timeout, or `commit()` again after a failure) carry the same token, so
+    DynamoDB applies them at most once within its 10-minute idempotency window;
+    the session changes `seed` after every successful commit, so a new unit of
+    work with identical content is not mistaken for a repeat.
+    """
+    digest = hashlib.sha256(seed.encode())
+    digest.update(json.dumps(items, sort_keys=True, default=_json_default).encode())
+    return digest.hexdigest()[:36]
+
+
+def transaction_causes(
+    exc: BaseException, actions: list[tuple[Planned, Action]]
+) -> dict[int, ChangeError]:
+    """Map a failed transaction back to the changes whose actions caused it (by `id`)."""
+    reasons: list[dict[str, Any]] = []
+    if isinstance(exc, ClientError):
+        found: Any = exc.response.get("CancellationReasons") or ()
+        reasons = list(found)
+    causes: dict[int, ChangeError] = {}
+    for (planned, action), reason in zip(actions, reasons, strict=False):
+        code = str(reason.get("Code") or "None")
+        if code == "None" or id(planned) in causes:
+            continue
+        change = planned.change
+        what = f"{change.model.__name__} {change.key}"
+        cause: ChangeError
+        if code == "ConditionalCheckFailed":
+            if action.role == "claim":
+                cause = UniqueViolation(
+                    f"{what}: {change.model.__name__}.{action.field} = {action.value!r} "
+                    "already belongs to another record; choose another value"
+                )
+            elif action.role == "release":
+                cause = ConflictError(
+                    f"{what}: the guard of {action.field} = {action.value!r} is held by another "
+                    "record; refresh this one and commit again"
+                )
+            else:
+                cause = _condition_failed(change, reason.get("Item"))
+        elif code == "TransactionConflict":
+            cause = ConflictError(
+                f"{what}: another transaction kept conflicting with this write; commit again"
+            )
+        elif code in THROTTLING_CODES or code == "ThrottlingError":
+            cause = ThrottledError(f"{what}: DynamoDB throttled every attempt ({code})")
+        else:
+            message = reason.get("Message", "")
+            cause = ServiceError(f"{what}: DynamoDB cancelled it: {code}: {message}", code=code)
+        cause.__cause__ = exc
+        causes[id(planned)] = cause
+    if not causes:
+        for planned, _ in actions:
+            causes.setdefault(id(planned), translate(exc, planned.change))
+    return causes
 
 
 class Executor:
     """Sends a plan's requests concurrently, at most `max_concurrency` at a time."""
 
-    def __init__(self, client: Any, *, max_concurrency: int, retry: Retry) -> None:
+    def __init__(
+        self, client: Any, *, max_concurrency: int, retry: Retry, token_seed: str = ""
+    ) -> None:
         self._client = client
         self._limit = asyncio.Semaphore(max_concurrency)
         self._retry = retry
         self._deadline = time.monotonic() + retry.budget
+        self._token_seed = token_seed
 
     async def run(self, plan: Plan, outcome: Outcome) -> None:
         """Send every request of `plan`; results go into `outcome`, never raised."""
@@ -215,6 +326,8 @@ class Executor:
     async def _send(self, request: Request, outcome: Outcome) -> None:
         if request.api == "BatchWriteItem":
             await self._batch(request, outcome)
+        elif request.api == "TransactWriteItems":
+            await self._transact(request, outcome)
         else:
             await self._single(request, outcome)
 
@@ -231,14 +344,53 @@ class Executor:
 
     async def _single(self, request: Request, outcome: Outcome) -> None:
         (planned,) = request.entries
-        assert planned.params is not None
-        params = {**planned.params, "ReturnConsumedCapacity": "TOTAL"}
+        (action,) = planned.actions
+        params = {**action.body, "ReturnConsumedCapacity": "TOTAL"}
+        if planned.add_fields:
+            params["ReturnValues"] = "UPDATED_NEW"
+        if action.conditional:
+            # Tells "changed by another writer" from "deleted" in the error.
+            params["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
         try:
             response = await self._call(request.api, params, outcome)
         except (ClientError, BotoCoreError) as exc:
             outcome.failed.append((planned, translate(exc, planned.change)))
             return
         outcome.succeeded.append((planned, response.get("Attributes")))
+
+    async def get_item(
+        self, table: str, key: dict[str, Any], outcome: Outcome
+    ) -> dict[str, Any] | None:
+        """One strongly consistent read, retried like every other request."""
+        params = {"TableName": table, "Key": key, "ConsistentRead": True}
+        response = await self._call("GetItem", params, outcome)
+        item: dict[str, Any] | None = response.get("Item")
+        return item
+
+    async def _transact(self, request: Request, outcome: Outcome) -> None:
+        actions = [(planned, action) for planned in request.entries for action in planned.actions]
+        items = [{action.kind: action.body} for _, action in actions]
+        params = {
+            "TransactItems": items,
+            "ReturnConsumedCapacity": "TOTAL",
+            "ClientRequestToken": request_token(self._token_seed, items),
+        }
+        try:
+            await self._call("TransactWriteItems", params, outcome)
+        except (ClientError, BotoCoreError) as exc:
+            causes = transaction_causes(exc, actions)
+            culprits = "; ".join(str(cause) for cause in causes.values())
+            for planned in request.entries:
+                cause = causes.get(id(planned))
+                if cause is None:
+                    cause = AbortedError(
+                        f"{planned.change.describe()}: not written, because the atomic commit "
+                        f"was cancelled by another change ({culprits})"
+                    )
+                    cause.__cause__ = exc
+                outcome.failed.append((planned, cause))
+            return
+        outcome.succeeded.extend((planned, None) for planned in request.entries)
 
     async def _batch(self, request: Request, outcome: Outcome) -> None:
         retry = self._retry
@@ -248,7 +400,6 @@ class Executor:
         while True:
             items: dict[str, list[dict[str, Any]]] = {}
             for planned in pending.values():
-                assert planned.write is not None
                 items.setdefault(planned.table, []).append(planned.write)
             params = {"RequestItems": items, "ReturnConsumedCapacity": "TOTAL"}
             try:

@@ -80,7 +80,8 @@ def _check_number_text(text: str, path: Path) -> str:
     if not number.is_finite():
         raise ValidationError(f"{_where(path)}: DynamoDB cannot store {text} (not finite)")
     if number:
-        digits = number.normalize().as_tuple().digits
+        # Significant digits without leading or trailing zeros (normalize() would round to 28).
+        digits = "".join(map(str, number.as_tuple().digits)).strip("0")
         if len(digits) > _MAX_DIGITS:
             raise ValidationError(
                 f"{_where(path)}: {text} has {len(digits)} significant digits; "

@@ -14,6 +14,7 @@ caller does next::
         │   └── DuplicateKeyError           add() of a key that already exists
         ├── UniqueViolation                 a unique field's value is taken
         ├── ThrottledError                  DynamoDB kept throttling after every retry
+        ├── AbortedError                    not written: another change cancelled the atomic commit
         └── ServiceError                    any other error DynamoDB or the network returned
 
 `botocore` errors are translated into these in one place (`uow._execute`), and
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from uow.results import CommitResult
 
 __all__ = [
+    "AbortedError",
     "ChangeError",
     "CommitError",
     "ConflictError",
@@ -101,7 +103,12 @@ class DuplicateKeyError(ConflictError):
 
 
 class UniqueViolation(ChangeError):
-    """A unique field's value already belongs to another record."""
+    """A unique field's value already belongs to another record.
+
+    Raised (as a cause in `CommitError.failed`) when a record is added with,
+    or changed to, a value of a `unique=` field that another record holds.
+    Choose another value, or change the other record first.
+    """
 
 
 class ThrottledError(ChangeError):
@@ -109,6 +116,14 @@ class ThrottledError(ChangeError):
 
     The change is still pending; commit again later, or raise the retry budget
     with `uow.Retry`.
+    """
+
+
+class AbortedError(ChangeError):
+    """Not written because another change cancelled the same atomic commit.
+
+    Fix the change whose cause is not `AbortedError` (or drop it with
+    `clear_record`), then commit again: this change is still pending.
     """
 
 

@@ -69,8 +69,9 @@ class Record:
     blind: list[Any] = attrs.Factory(list)
     # ADD deltas applied to `obj` since the snapshot: top-level field -> delta.
     adds: dict[str, Any] = attrs.Factory(dict)
-    # Position in the change log: order of the first pending change.
-    seq: int = 0
+    # Field values of the stored item, read at commit for a blind delete or
+    # overwrite of a model with unique fields (so its guards can be released).
+    stored: tuple[Any, ...] | None = None
 
     @property
     def visible(self) -> Any:

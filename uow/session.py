@@ -12,6 +12,7 @@ import asyncio
 import enum
 import logging
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar, overload
@@ -87,6 +88,10 @@ class Session:
         self._entered = False
         self._busy_call = ""
         self._busy_task: asyncio.Task[Any] | None = None
+        # Seeds idempotency tokens: stable while the same changes are retried,
+        # new after each successful commit (see `_execute.request_token`).
+        self._id = uuid.uuid4().hex
+        self._commits = 0
 
     def __repr__(self) -> str:
         return f"<uow.Session {self._state.value} records={len(self._records)}>"
@@ -248,6 +253,20 @@ class Session:
             "session; change that object, or delete it first"
         )
 
+    def _touch(self, record: Record) -> None:
+        """Put a record that gets its first pending change at the end of the change log.
+
+        The map's insertion order is the log order: loaded records sit where
+        they were loaded until an explicit call (add, delete, update) gives
+        them a pending change. Mutations by assignment cannot be observed, so
+        such a record keeps its place until then.
+        """
+        if record.state is not RecordState.LOADED or self._is_dirty(record):
+            return  # already pending: it keeps its place
+        records = self._records
+        del records[record.key]
+        records[record.key] = record
+
     def _add(self, info: ModelInfo, key: Key, obj: Any, *, overwrite: bool) -> None:
         self._check_add(info, key, obj)
         record = self._records.get(key)
@@ -304,6 +323,7 @@ class Session:
         elif state is RecordState.DELETED:
             return
         else:
+            self._touch(record)
             if state is RecordState.REPLACE and record.base is not None:
                 record.obj = record.base
             record.blind = []
@@ -350,7 +370,19 @@ class Session:
                 ops.append(resolve_op(codec, info.key_fields, Op("ADD", parse_path(text), value)))
         except ValidationError as exc:
             raise ValidationError(f"Session.update({info.name} {key}): {exc}") from exc
+        managed = {str(op.path[0]) for op in ops} & {info.version}
+        if managed:
+            raise ValidationError(
+                f"Session.update({info.name} {key}): the version field {info.version!r} "
+                "is managed by uow; every write increments it"
+            )
         record = self._records.get(key)
+        unique = {str(op.path[0]) for op in ops}.intersection(info.unique)
+        if unique and (record is None or record.state is RecordState.BLIND):
+            raise ValidationError(
+                f"Session.update({info.name} {key}): {sorted(unique)} are unique fields; "
+                "changing one needs the current value, so get() the record and change it"
+            )
         if record is None:
             record = Record(key, info, codec, RecordState.BLIND)
             self._merge_blind(record, ops)
@@ -363,7 +395,11 @@ class Session:
                 "to recreate it, or rollback the delete first"
             )
         else:
-            self._apply_ops(record, ops)
+            self._touch(record)
+            try:
+                self._apply_ops(record, ops)
+            except ValidationError as exc:
+                raise ValidationError(f"Session.update({info.name} {key}): {exc}") from exc
 
     @staticmethod
     def _merge_blind(record: Record, ops: list[Op]) -> None:
@@ -556,7 +592,8 @@ class Session:
 
     def clear_pending(self) -> None:
         """The same as `rollback()`."""
-        self.rollback()
+        self._guard("clear_pending()")
+        self._revert(lambda record: True)
 
     def clear_pending_updates(self) -> None:
         """Drop the update group (adds, puts, mutations, updates); deletes stay pending.
@@ -601,20 +638,25 @@ class Session:
         `.succeeded` and `.failed` (with causes); failed changes stay pending,
         and calling `commit()` again sends only them.
 
+        With `atomic=True` the whole log goes in one `TransactWriteItems`:
+        everything is written or nothing is. DynamoDB caps a transaction at 100
+        actions (unique-field guards count) and 4 MB, and one item may appear
+        once; a larger log raises `ValidationError` before any request.
+
+        Records with a `version` field are written only if their stored version
+        is the one they were read at, and the version is incremented; records
+        with `unique` fields claim and release guard items in the same
+        transaction as their write.
+
         Raises:
             ValidationError: a pending record cannot be written; nothing was sent.
             CommitError: some changes failed; see above.
-            UsageError: the session is closed or busy in another task, or
-                `atomic=True` (not available yet in this version).
+            UsageError: the session is closed or busy in another task.
         """
         self._guard("commit()")
-        if atomic:
-            raise UsageError(
-                "Session.commit(atomic=True) is not available in this version of uow; "
-                "commit without atomic=True"
-            )
         started = time.perf_counter()
-        plan = make_plan(self._records.values(), self._store.table_prefix)
+        records = list(self._records.values())
+        plan = make_plan(records, self._store.table_prefix, atomic=atomic)
         outcome = Outcome()
         self._begin("commit()")
         try:
@@ -622,14 +664,19 @@ class Session:
                 self._store.client,
                 max_concurrency=self._store.max_concurrency,
                 retry=self._store.retry,
+                token_seed=f"{self._id}:{self._commits}",
             )
+            if await self._read_stored(records, executor, outcome):
+                plan = make_plan(records, self._store.table_prefix, atomic=atomic)
             await executor.run(plan, outcome)
         finally:
             self._end()
             self._apply(outcome)
         result = _result(outcome, time.perf_counter() - started)
         log.info("commit %s", result.summary())
-        if outcome.failed:
+        if not outcome.failed:
+            self._commits += 1
+        else:
             failed = [(planned.change, cause) for planned, cause in outcome.failed]
             succeeded = [planned.change for planned, _ in outcome.succeeded]
             first = failed[0]
@@ -641,6 +688,51 @@ class Session:
                 result=result,
             )
         return result
+
+    async def _read_stored(
+        self, records: list[Record], executor: Executor, outcome: Outcome
+    ) -> bool:
+        """Read the stored items of blind deletes/overwrites of models with unique fields.
+
+        Their guard items can only be released if their current values are
+        known; the write is then conditioned on those values. Returns True when
+        anything was read (the plan must be made again).
+        """
+        blind = [
+            record
+            for record in records
+            if record.info.unique
+            and record.base is None
+            and record.state in (RecordState.DELETED, RecordState.REPLACE)
+        ]
+        if not blind:
+            return False
+
+        prefix = self._store.table_prefix
+
+        async def read(record: Record) -> None:
+            key = key_item(record.info, record.key)
+            item = await executor.get_item(prefix + record.info.table, key, outcome)
+            codec = record.codec
+            record.stored = None if item is None else codec.snapshot(codec.decode_item(item))
+
+        results = await asyncio.gather(*(read(r) for r in blind), return_exceptions=True)
+        failed = []
+        for record, result in zip(blind, results, strict=True):
+            if isinstance(result, ClientError | BotoCoreError):
+                change = change_of(record)
+                assert change is not None
+                failed.append((change, translate(result, change)))
+            elif isinstance(result, BaseException):
+                raise result
+        if failed:
+            raise CommitError(
+                f"reading {len(failed)} records before releasing their unique guards failed; "
+                "nothing was written and every change stays pending",
+                succeeded=(),
+                failed=failed,
+            )
+        return True
 
     def _apply(self, outcome: Outcome) -> None:
         """Install what DynamoDB confirmed: new snapshots, dropped records."""
@@ -655,6 +747,8 @@ class Session:
             snapshot = planned.new_snapshot
             if planned.add_fields and attributes:
                 snapshot = _with_returned(record, planned.add_fields, snapshot, attributes)
+            if planned.new_version is not None and record.info.version is not None:
+                object.__setattr__(record.obj, record.info.version, planned.new_version)
             record.snapshot = snapshot
             record.base = record.obj
             record.state = RecordState.LOADED

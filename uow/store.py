@@ -9,7 +9,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from uow.config import Retry
-from uow.errors import UsageError, ValidationError
+from uow.errors import ServiceError, UsageError, ValidationError
 from uow.model import ModelInfo, info_of
 
 if TYPE_CHECKING:
@@ -182,11 +182,26 @@ class Store:
         for model in models:
             info = info_of(model)
             tables.setdefault(self.table_prefix + info.table, []).append(info)
-        await asyncio.gather(*(self._create_table(name, infos) for name, infos in tables.items()))
+        creations = [self._create_table(name, infos) for name, infos in tables.items()]
+        if any(info.unique for infos in tables.values() for info in infos):
+            creations.append(self._create_guard_table())
+        await asyncio.gather(*creations)
+
+    async def _create_guard_table(self) -> None:
+        """The table holding one guard item per unique value (`uow.plan.GUARD_TABLE`)."""
+        from uow.plan import GUARD_KEY, GUARD_TABLE
+
+        await self._create(
+            {
+                "TableName": self.table_prefix + GUARD_TABLE,
+                "KeySchema": [{"AttributeName": GUARD_KEY, "KeyType": "HASH"}],
+                "AttributeDefinitions": [{"AttributeName": GUARD_KEY, "AttributeType": "S"}],
+                "BillingMode": "PAY_PER_REQUEST",
+            },
+            owner="unique-field guards",
+        )
 
     async def _create_table(self, name: str, infos: list[ModelInfo]) -> None:
-        from botocore.exceptions import ClientError
-
         first = infos[0]
         for other in infos[1:]:
             if (other.pk, other.sk) != (first.pk, first.sk):
@@ -226,17 +241,28 @@ class Store:
             {"AttributeName": attribute, "AttributeType": kind}
             for attribute, kind in sorted(attributes.items())
         ]
+        await self._create(params, owner=first.name)
+
+    async def _create(self, params: dict[str, Any], *, owner: str) -> None:
+        from botocore.exceptions import ClientError
+
+        name = params["TableName"]
         client = self._client
         try:
             await client.create_table(**params)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ResourceInUseException":
-                raise
+            error = exc.response.get("Error", {})
+            code = str(error.get("Code", "Unknown"))
+            if code != "ResourceInUseException":
+                raise ServiceError(
+                    f"creating table {name!r} for {owner} failed: {code}: {error.get('Message')}",
+                    code=code,
+                ) from exc
             described = (await client.describe_table(TableName=name))["Table"]
             if described["KeySchema"] != params["KeySchema"]:
                 raise ValidationError(
                     f"table {name!r} exists with key schema {described['KeySchema']}, "
-                    f"but {first.name} needs {params['KeySchema']}"
+                    f"but {owner} needs {params['KeySchema']}"
                 ) from exc
         for _ in range(600):
             status = (await client.describe_table(TableName=name))["Table"]["TableStatus"]
