@@ -123,6 +123,9 @@ class Faults:
             reaching the server.
         drop: requests whose connection is closed with no answer, before they
             reach the server.
+        conflict: `TransactWriteItems` requests cancelled with a
+            `TransactionConflict` reason on every action, without reaching the
+            server.
         unprocessed: `BatchWriteItem` items held back and returned in
             `UnprocessedItems` (they are not written); a batch with every item
             held back is answered with a throttling error, as DynamoDB does.
@@ -134,6 +137,7 @@ class Faults:
     throttle: float = 0.0
     server_error: float = 0.0
     drop: float = 0.0
+    conflict: float = 0.0
     unprocessed: float = 0.0
     latency: float = 0.0
     apis: frozenset[str] | None = None
@@ -238,6 +242,29 @@ class FaultProxy:
             },
         )
 
+    def _cancelled(self, codes: list[str]) -> Any:
+        from aiohttp import web
+
+        reasons = [
+            {"Code": code, "Message": "injected"} if code != "None" else {"Code": "None"}
+            for code in codes
+        ]
+        body = json.dumps(
+            {
+                "__type": _DYNAMODB_ERROR + "TransactionCanceledException",
+                "Message": f"Transaction cancelled, please refer cancellation reasons ({codes})",
+                "CancellationReasons": reasons,
+            }
+        ).encode()
+        return web.Response(
+            status=400,
+            body=body,
+            headers={
+                "Content-Type": "application/x-amz-json-1.0",
+                "x-amz-crc32": str(zlib.crc32(body)),
+            },
+        )
+
     async def _handle(self, request: Any) -> Any:
         from aiohttp import web
 
@@ -264,6 +291,11 @@ class FaultProxy:
             if roll < faults.server_error:
                 self.stats["server_errors"] += 1
                 return self._error(500, "InternalServerError", "injected server error")
+            roll -= faults.server_error
+            if api == "TransactWriteItems" and roll < faults.conflict:
+                self.stats["conflicts"] += 1
+                actions = len(json.loads(body).get("TransactItems", ()))
+                return self._cancelled(["TransactionConflict"] * actions)
         held: dict[str, list[Any]] = {}
         if faulty and faults.unprocessed and api == "BatchWriteItem":
             payload = json.loads(body)
