@@ -26,6 +26,7 @@ from uow.errors import (
 from uow.identity import IdentityMap, Key, RecordState
 from uow.model import Index, ModelInfo, info_of, model
 from uow.results import CommitResult
+from uow.retrying import retry_on_conflict
 from uow.session import Session, SessionState
 from uow.store import Store, StoreState
 
@@ -62,4 +63,5 @@ __all__ = [
     "cache_disabled",
     "info_of",
     "model",
+    "retry_on_conflict",
 ]

@@ -46,14 +46,19 @@ __all__ = [
 log = logging.getLogger("uow.commit")
 
 THROTTLING_CODES = frozenset(
-    {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "ThrottlingError",  # a transaction's cancellation reason
+    }
 )
 # Codes worth another attempt besides throttling: the service's transient failures.
 TRANSIENT_CODES = frozenset(
     {"InternalServerError", "ServiceUnavailable", "TransactionInProgressException"}
 )
 # Cancellation reasons that another attempt of the same transaction may get past.
-_PASSING_REASONS = frozenset({"None", "TransactionConflict", *THROTTLING_CODES, "ThrottlingError"})
+_PASSING_REASONS = frozenset({"None", "TransactionConflict", *THROTTLING_CODES})
 # Every DynamoDB error code `uow` treats specially, and the error it becomes.
 # Any other code becomes a `ServiceError` carrying the code.
 HANDLED_CODES: Mapping[str, type[ChangeError]] = {
@@ -291,7 +296,7 @@ def transaction_causes(
             cause = ConflictError(
                 f"{what}: another transaction kept conflicting with this write; commit again"
             )
-        elif code in THROTTLING_CODES or code == "ThrottlingError":
+        elif code in THROTTLING_CODES:
             cause = ThrottledError(f"{what}: DynamoDB throttled every attempt ({code})")
         else:
             message = reason.get("Message", "")

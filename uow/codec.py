@@ -87,7 +87,7 @@ def _check_number_text(text: str, path: Path) -> str:
                 f"{_where(path)}: {text} has {len(digits)} significant digits; "
                 f"DynamoDB numbers hold at most {_MAX_DIGITS}"
             )
-        magnitude = abs(number)
+        magnitude = number.copy_abs()  # exact: abs() rounds to the context's 28 digits
         if magnitude >= _MAX_MAGNITUDE or magnitude < _MIN_MAGNITUDE:
             raise ValidationError(
                 f"{_where(path)}: {text} is outside DynamoDB's number range (1E-130 to 1E+126)"
@@ -95,9 +95,12 @@ def _check_number_text(text: str, path: Path) -> str:
     return text
 
 
+_INT_LIMIT = 10**126
+
+
 def _int_text(value: int, path: Path) -> str:
     text = str(int(value))
-    if len(text.lstrip("-").rstrip("0")) > _MAX_DIGITS or abs(value) >= 10**126:
+    if len(text.lstrip("-").rstrip("0")) > _MAX_DIGITS or abs(value) >= _INT_LIMIT:
         _check_number_text(text, path)
     return text
 
@@ -113,14 +116,10 @@ def _float_text(value: float, path: Path) -> str:
 
 
 def _number_from_text(text: str) -> int | float:
-    """An untyped DynamoDB number: int when integral and written without a point."""
-    try:
-        return int(text)
-    except ValueError:
-        value = Decimal(text)
-        if value == value.to_integral_value() and "." not in text:
-            return int(value)
-        return float(value)
+    """An untyped DynamoDB number: int when written as an integer, else float."""
+    if "." in text or "e" in text or "E" in text:
+        return float(text)
+    return int(text)
 
 
 def _type_error(expected: str, value: object, path: Path) -> ValidationError:
@@ -577,6 +576,8 @@ class _Any(FieldType):
             return {key: self.clone(item) for key, item in value.items()}
         if kind is list:
             return [self.clone(item) for item in value]
+        if kind is tuple:
+            return tuple(self.clone(item) for item in value)
         if kind is set:
             return set(value)
         if attrs.has(kind):

@@ -145,8 +145,8 @@ class Plan:
 
 
 def _number_size(text: str) -> int:
-    mantissa = text.lower().split("e", 1)[0]
-    digits = sum(c.isdigit() for c in mantissa)
+    mantissa = text.lower().split("e", 1)[0].lstrip("+-").replace(".", "")
+    digits = len(mantissa.strip("0")) or 1
     return (digits + 1) // 2 + 1
 
 
@@ -213,6 +213,8 @@ def _check_item_size(item: Item) -> None:
 
 
 _EMPTY_KEY_VALUES = ({"S": ""}, {"B": b""})
+# Changed values above this many bytes make an update re-check the whole item's size.
+_LARGE_CHANGE = 4 * 1024
 
 
 def _check_index_keys(info: ModelInfo, values: Mapping[str, AttributeValue]) -> None:
@@ -501,6 +503,10 @@ class _Planner:
             _check_index_keys(info, {str(path[0]): av for path, av in sets if len(path) == 1})
         new_version = None
         snapshot = None if blind else record.codec.snapshot(record.obj)
+        if not blind and sum(_value_size(av) for _, av in sets) > _LARGE_CHANGE:
+            # Only a large change can push a stored item (≤ 400 KB) far over the limit;
+            # a full encode for every small update would double the planning cost.
+            _check_item_size(record.codec.encode_item(record.obj))
         if info.version is not None and not blind:
             read = self.read_version()
             new_version = (read or 0) + 1

@@ -1,0 +1,49 @@
+"""The public surface of `uow` is exactly the intended names."""
+
+from __future__ import annotations
+
+import uow
+
+
+class TestExports:
+    """`uow.__all__` is the whole public API, pinned."""
+
+    def test_all_is_pinned(self) -> None:
+        """Adding or removing a public name is a deliberate change to this list."""
+        assert uow.__all__ == [
+            "AbortedError",
+            "Change",
+            "ChangeError",
+            "ChangeKind",
+            "CommitError",
+            "CommitResult",
+            "ConflictError",
+            "DuplicateKeyError",
+            "IdentityMap",
+            "Index",
+            "Key",
+            "ModelInfo",
+            "NotFoundError",
+            "NotMapped",
+            "RecordState",
+            "Retry",
+            "ServiceError",
+            "Session",
+            "SessionState",
+            "Store",
+            "StoreState",
+            "ThrottledError",
+            "UniqueViolation",
+            "UowError",
+            "UsageError",
+            "ValidationError",
+            "__version__",
+            "cache_disabled",
+            "info_of",
+            "model",
+            "retry_on_conflict",
+        ]
+
+    def test_every_exported_name_exists(self) -> None:
+        """Each name in `__all__` is an attribute of the package."""
+        assert [name for name in uow.__all__ if not hasattr(uow, name)] == []
