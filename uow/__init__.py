@@ -25,7 +25,7 @@ from uow.errors import (
 )
 from uow.identity import IdentityMap, Key, RecordState
 from uow.model import Index, ModelInfo, info_of, model
-from uow.results import CommitResult
+from uow.results import CommitResult, ReadStats
 from uow.retrying import retry_on_conflict
 from uow.session import Session, SessionState
 from uow.store import Store, StoreState
@@ -47,6 +47,7 @@ __all__ = [
     "ModelInfo",
     "NotFoundError",
     "NotMapped",
+    "ReadStats",
     "RecordState",
     "Retry",
     "ServiceError",

@@ -36,6 +36,7 @@ __all__ = [
     "HANDLED_CODES",
     "Executor",
     "Outcome",
+    "batch_get",
     "call",
     "request_token",
     "retryable",
@@ -137,9 +138,15 @@ class Outcome:
     requests: dict[str, int] = attrs.Factory(dict)
     retries: int = 0
     consumed_capacity: float = 0.0
+    items: int = 0
 
     def count(self, api: str, response: Mapping[str, Any]) -> None:
         self.requests[api] = self.requests.get(api, 0) + 1
+        if "Item" in response:
+            self.items += 1
+        self.items += len(response.get("Items", ()))
+        for rows in (response.get("Responses") or {}).values():
+            self.items += len(rows)
         self.retries += int(response.get("ResponseMetadata", {}).get("RetryAttempts", 0))
         capacity = response.get("ConsumedCapacity")
         if isinstance(capacity, dict):
@@ -240,6 +247,8 @@ _METHOD_NAMES = {
     "TransactWriteItems": "transact_write_items",
     "GetItem": "get_item",
     "BatchGetItem": "batch_get_item",
+    "Query": "query",
+    "Scan": "scan",
 }
 
 
@@ -307,6 +316,65 @@ def transaction_causes(
         for planned, _ in actions:
             causes.setdefault(id(planned), translate(exc, planned.change))
     return causes
+
+
+BATCH_GET_LIMIT = 100
+
+
+async def batch_get(
+    client: Any,
+    table: str,
+    keys: list[dict[str, Any]],
+    *,
+    retry: Retry,
+    max_concurrency: int,
+    outcome: Outcome,
+) -> list[dict[str, Any]]:
+    """Strongly consistent `BatchGetItem`s of up to 100 keys each, sent concurrently.
+
+    `UnprocessedKeys` are re-sent with backoff and jitter until `retry.budget`
+    runs out.
+
+    Raises:
+        ClientError, BotoCoreError: a request failed for good.
+        ThrottledError: keys stayed unprocessed through every attempt.
+    """
+    limit = asyncio.Semaphore(max_concurrency)
+    deadline = time.monotonic() + retry.budget
+    found: list[dict[str, Any]] = []
+
+    async def fetch(chunk: list[dict[str, Any]]) -> None:
+        request: dict[str, Any] = {table: {"Keys": chunk, "ConsistentRead": True}}
+        attempt = 0
+        while True:
+            params = {"RequestItems": request, "ReturnConsumedCapacity": "TOTAL"}
+            response = await call(
+                client,
+                "BatchGetItem",
+                params,
+                retry=retry,
+                deadline=deadline,
+                outcome=outcome,
+                limit=limit,
+            )
+            found.extend(response.get("Responses", {}).get(table, ()))
+            request = response.get("UnprocessedKeys") or {}
+            if not request:
+                return
+            attempt += 1
+            delay = retry.delay(attempt)
+            if attempt >= retry.max_attempts or time.monotonic() + delay > deadline:
+                left = len(request.get(table, {}).get("Keys", ()))
+                raise ThrottledError(
+                    f"BatchGetItem on {table}: {left} keys stayed unprocessed through "
+                    f"{attempt} attempts; read them again later"
+                )
+            outcome.retries += 1
+            await asyncio.sleep(delay)
+
+    chunks = [keys[i : i + BATCH_GET_LIMIT] for i in range(0, len(keys), BATCH_GET_LIMIT)]
+    await asyncio.gather(*(fetch(chunk) for chunk in chunks))
+    return found
 
 
 class Executor:

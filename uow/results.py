@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import attrs
 
-__all__ = ["CommitResult"]
+__all__ = ["CommitResult", "ReadStats"]
 
 
 @attrs.frozen(kw_only=True)
@@ -53,3 +53,29 @@ class CommitResult:
             f"deleted={self.deleted} failed={self.failed} requests[{apis}] "
             f"retries={self.retries} elapsed={self.elapsed * 1000:.1f}ms"
         )
+
+
+@attrs.frozen(kw_only=True)
+class ReadStats:
+    """What a session's reads cost so far (`Session.read_stats`).
+
+    Attributes:
+        hits: records served from the identity map, without a request.
+        misses: records that needed a request (found or not).
+        items: items DynamoDB returned (gets, batch gets, queries, scans).
+        requests: requests sent per DynamoDB API, e.g. `{"BatchGetItem": 2}`.
+        retries: re-sends after throttling, 5xx, or unprocessed keys.
+        consumed_capacity: read capacity units DynamoDB reported.
+    """
+
+    hits: int = 0
+    misses: int = 0
+    items: int = 0
+    requests: Mapping[str, int] = attrs.field(factory=dict)
+    retries: int = 0
+    consumed_capacity: float = 0.0
+
+    @property
+    def request_count(self) -> int:
+        """Requests sent, all APIs together."""
+        return sum(self.requests.values())

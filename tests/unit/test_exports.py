@@ -25,6 +25,7 @@ class TestExports:
             "ModelInfo",
             "NotFoundError",
             "NotMapped",
+            "ReadStats",
             "RecordState",
             "Retry",
             "ServiceError",
