@@ -50,6 +50,7 @@ from uow.identity import (
 from uow.model import ModelInfo, info_of
 from uow.plan import GUARD_KEY, GUARD_TABLE, change_of, guard_key, loaded_ops, make_plan
 from uow.results import CommitResult, ReadStats
+from uow.telemetry import commit_span, record_result
 
 if TYPE_CHECKING:
     from uow.store import Store
@@ -892,6 +893,14 @@ class Session:
             UsageError: the session is closed or busy in another task.
         """
         self._guard("commit()")
+        with commit_span(atomic=atomic) as span:
+            result, error = await self._commit(atomic)
+            record_result(span, result)
+        if error is not None:
+            raise error
+        return result
+
+    async def _commit(self, atomic: bool) -> tuple[CommitResult, CommitError | None]:
         started = time.perf_counter()
         records = list(self._records.values())
         plan = make_plan(records, self._store.table_prefix, atomic=atomic)
@@ -914,18 +923,18 @@ class Session:
         log.info("commit %s", result.summary())
         if not outcome.failed:
             self._commits += 1
-        else:
-            failed = [(planned.change, cause) for planned, cause in outcome.failed]
-            succeeded = [planned.change for planned, _ in outcome.succeeded]
-            first = failed[0]
-            raise CommitError(
-                f"{len(failed)} of {len(plan.entries)} changes failed and stay pending "
-                f"(first: {first[0].describe()}: {first[1]}); commit() again sends only them",
-                succeeded=succeeded,
-                failed=failed,
-                result=result,
-            )
-        return result
+            return result, None
+        failed = [(planned.change, cause) for planned, cause in outcome.failed]
+        succeeded = [planned.change for planned, _ in outcome.succeeded]
+        first = failed[0]
+        error = CommitError(
+            f"{len(failed)} of {len(plan.entries)} changes failed and stay pending "
+            f"(first: {first[0].describe()}: {first[1]}); commit() again sends only them",
+            succeeded=succeeded,
+            failed=failed,
+            result=result,
+        )
+        return result, error
 
     async def _read_stored(
         self, records: list[Record], executor: Executor, outcome: Outcome
