@@ -155,6 +155,25 @@ class Outcome:
             self.consumed_capacity += float(entry.get("CapacityUnits", 0.0))
 
 
+def _landed_earlier(exc: BaseException, planned: Planned, action: Action) -> bool:
+    """True when a put's condition failed only because an earlier attempt of it landed.
+
+    After a lost answer the request is sent again; if the first attempt was
+    written, the create-only condition now fails. When the stored item is
+    exactly the one sent, the write did land: reporting `DuplicateKeyError`
+    would be wrong.
+    """
+    if not isinstance(exc, ClientError) or getattr(exc, "uow_attempts", 1) < 2:
+        return False
+    if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+        return False
+    stored: Any = exc.response.get("Item")
+    if action.kind != "Put" or not stored:
+        return False
+    codec = planned.record.codec
+    return bool(codec.decode_item(stored) == codec.decode_item(action.body["Item"]))
+
+
 def _signature(planned: Planned) -> tuple[str, str, str]:
     return _write_signature(planned.table, planned.write, planned.record.info.key_fields)
 
@@ -219,6 +238,7 @@ async def call(
                 or attempt >= retry.max_attempts
                 or time.monotonic() + delay > deadline
             ):
+                exc.uow_attempts = attempt  # type: ignore[union-attr]  # read by _landed_earlier
                 raise
             log.debug("%s failed (%s); attempt %d in %.3fs", api, exc, attempt + 1, delay)
             if outcome is not None:
@@ -427,8 +447,10 @@ class Executor:
         try:
             response = await self._call(request.api, params, outcome)
         except (ClientError, BotoCoreError) as exc:
-            outcome.failed.append((planned, translate(exc, planned.change)))
-            return
+            if not _landed_earlier(exc, planned, action):
+                outcome.failed.append((planned, translate(exc, planned.change)))
+                return
+            response = {}
         outcome.succeeded.append((planned, response.get("Attributes")))
 
     async def get_item(

@@ -11,7 +11,7 @@ import pytest_asyncio
 
 import uow
 from uow.codec import codec_for
-from uow.testing import FaultProxy, Faults, local_store
+from uow.testing import FaultProxy, Faults, LocalDatabase
 
 pytestmark = pytest.mark.asyncio
 
@@ -36,10 +36,12 @@ def proxy(uow_endpoint: str) -> Iterator[FaultProxy]:
 
 
 @pytest_asyncio.fixture
-async def faulty_store(uow_store: uow.Store, proxy: FaultProxy) -> AsyncIterator[uow.Store]:
-    """A store whose requests all pass through `proxy`; the table exists."""
+async def faulty_store(
+    uow_store: uow.Store, uow_database: LocalDatabase, proxy: FaultProxy
+) -> AsyncIterator[uow.Store]:
+    """A store on the test's database whose requests all pass through `proxy`; the table exists."""
     await uow_store.create_tables(Counter)
-    async with local_store(proxy.endpoint, retry=FAST_RETRY) as store:
+    async with uow_database.store(proxy.endpoint, retry=FAST_RETRY) as store:
         yield store
 
 
@@ -156,3 +158,52 @@ class TestCommitUnderFaults:
         assert cause.code == "InternalServerError"
         assert cause.__cause__ is not None
         assert len(session.pending) == 1
+
+
+class TestLostAnswers:
+    """A write whose answer is lost is sent again without being reported or applied twice."""
+
+    async def test_lost_answers_of_idempotent_writes(
+        self, uow_store: uow.Store, faulty_store: uow.Store, proxy: FaultProxy
+    ) -> None:
+        """Creates, puts, deletes and SET updates whose answers are lost all land once, no false DuplicateKeyError."""
+        async with uow_store.session() as seed:
+            seed.add_all([Counter(f"c{i}") for i in range(20)])
+        session = faulty_store.session()
+        loaded = [await session.get(Counter, f"c{i}") for i in range(10)]
+        proxy.faults = Faults(lose=0.4)
+        for counter in loaded:
+            assert counter is not None
+            counter.label = "edited"
+        for i in range(10, 20):
+            session.delete_key(Counter, f"c{i}")
+        session.add_all([Counter(f"new{i}", hits=i) for i in range(15)])
+        session.add_all([Counter(f"put{i}") for i in range(30)], overwrite=True)
+
+        result = await session.commit()
+
+        assert proxy.stats["lost"] > 0
+        assert (result.created, result.put, result.updated, result.deleted) == (15, 30, 10, 10)
+        rows = await stored(uow_store)
+        assert sorted(rows) == sorted(
+            [f"c{i}" for i in range(10)]
+            + [f"new{i}" for i in range(15)]
+            + [f"put{i}" for i in range(30)]
+        )
+        assert all(rows[f"c{i}"].label == "edited" for i in range(10))
+        assert all(rows[f"new{i}"].hits == i for i in range(15))
+
+    async def test_a_real_duplicate_is_still_reported_after_a_lost_answer(
+        self, uow_store: uow.Store, faulty_store: uow.Store, proxy: FaultProxy
+    ) -> None:
+        """When the stored item differs from the one sent, the create is a DuplicateKeyError."""
+        async with uow_store.session() as seed:
+            seed.add(Counter("taken", label="theirs"))
+        proxy.faults = Faults(lose=0.5, apis=frozenset({"PutItem"}))
+        session = faulty_store.session()
+        session.add(Counter("taken", label="mine"))
+        with pytest.raises(uow.CommitError) as caught:
+            await session.commit()
+        ((_, cause),) = caught.value.failed
+        assert proxy.stats["lost"] > 0
+        assert isinstance(cause, uow.DuplicateKeyError)
