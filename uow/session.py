@@ -449,13 +449,7 @@ class Session:
 
     # -- reads -------------------------------------------------------------------
 
-    @overload
-    async def get(self, model: type[T], pk: Any, sk: Any = None) -> T | None: ...
-
-    @overload
-    async def get(self, model: Any, pk: Any, sk: Any = None) -> Any: ...
-
-    async def get(self, model: Any, pk: Any, sk: Any = None) -> Any:
+    async def get(self, model: type[T], pk: Any, sk: Any = None) -> T | None:
         """The record with this key: from the map, else one strongly consistent `GetItem`.
 
         Returns `None` when the item does not exist or is pending deletion.
@@ -475,14 +469,14 @@ class Session:
         bypass = self._bypass()
         if record is not None and record.state is not RecordState.BLIND and not bypass:
             self._hits += 1
-            return record.visible
+            return record.visible  # type: ignore[no-any-return]  # the record's object is a T
         self._misses += 1
         self._begin("get()")
         try:
             item = await self._get_item(info, key)
         finally:
             self._end()
-        return self._merge(info, key, item, refresh=True)
+        return self._merge(info, key, item, refresh=True)  # type: ignore[no-any-return]  # a T
 
     def _bypass(self) -> bool:
         return not self._store.cache or reads_bypass_cache()
@@ -745,7 +739,7 @@ class Session:
             codec.restore(record.obj, record.snapshot)
         return record.visible
 
-    async def refresh(self, obj: Any) -> Any:
+    async def refresh(self, obj: T) -> T:
         """Re-read `obj` from DynamoDB in place, dropping its pending changes.
 
         Always reads DynamoDB, whatever the cache setting. Returns `obj`.
