@@ -33,6 +33,7 @@ import attrs
 from uow.errors import ValidationError
 
 __all__ = [
+    "Absent",
     "AttributeValue",
     "FieldType",
     "Item",
@@ -40,6 +41,7 @@ __all__ = [
     "Path",
     "codec_for",
     "format_path",
+    "unwrap",
 ]
 
 AttributeValue = dict[str, Any]
@@ -700,6 +702,24 @@ def compile_type(hint: Any, *, owner: str = "") -> FieldType:
     raise ValidationError(f"{owner}: cannot store a field of type {hint!r} in DynamoDB")
 
 
+@attrs.frozen(slots=True)
+class Absent:
+    """A snapshot entry for an attribute the stored item lacks; the object got `value`.
+
+    An item written by another program (or before a field existed) may lack
+    an attribute that decodes to a non-empty default, such as `{}` for a
+    `dict` field. The diff must then write the whole attribute, never a
+    path below it: DynamoDB refuses `SET profile.a` when `profile` is absent.
+    """
+
+    value: Any
+
+
+def unwrap(value: Any) -> Any:
+    """A snapshot entry's value, `Absent` or not."""
+    return value.value if type(value) is Absent else value
+
+
 class ModelCodec:
     """Encoder, decoder, cloner and differ for one attrs class."""
 
@@ -765,10 +785,38 @@ class ModelCodec:
         """The field values of `obj`, copied so later mutations do not reach them."""
         return tuple(kind.clone(getattr(obj, name)) for name, kind in self._pairs)
 
+    def read(self, item: Item) -> tuple[Any, tuple[Any, ...]]:
+        """Decode a stored item into an object and its committed snapshot.
+
+        Fields the item lacks but that decode to a non-empty default are
+        marked `Absent` in the snapshot, so a later change writes them whole.
+        """
+        obj = self.decode_item(item)
+        snapshot = self.snapshot(obj)
+        if len(item) >= len(self.names):
+            return obj, snapshot
+        values = list(snapshot)
+        for index, (name, kind) in enumerate(self._pairs):
+            value = values[index]
+            if name not in item and value is not None and not kind.is_empty(value):
+                values[index] = Absent(value)
+        return obj, tuple(values)
+
+    def carry_absent(
+        self, old: tuple[Any, ...], new: tuple[Any, ...], written: set[str]
+    ) -> tuple[Any, ...]:
+        """`new`, with the `Absent` marks of `old` kept for the fields not written."""
+        if not any(type(value) is Absent for value in old):
+            return new
+        return tuple(
+            before if type(before) is Absent and name not in written else after
+            for name, before, after in zip(self.names, old, new, strict=True)
+        )
+
     def restore(self, obj: Any, snapshot: tuple[Any, ...]) -> None:
         """Put `obj` back in place to `snapshot` (copying, so the snapshot stays intact)."""
         for (name, kind), value in zip(self._pairs, snapshot, strict=True):
-            object.__setattr__(obj, name, kind.clone(value))
+            object.__setattr__(obj, name, kind.clone(unwrap(value)))
 
     def clone(self, obj: Any) -> Any:
         """A deep copy of `obj` built without running `__init__`."""
@@ -782,8 +830,14 @@ class ModelCodec:
         for (name, kind), old in zip(self._pairs, snapshot, strict=True):
             new = getattr(obj, name)
             # Snapshots hold copies of mutable values, so identity means "unchanged".
-            if old is not new:
-                kind.diff(old, new, (name,), out, field=True)
+            if old is new:
+                continue
+            if type(old) is Absent:
+                # Not stored: write the whole attribute, and only if there is something.
+                if not (kind.same(old.value, new) or new is None or kind.is_empty(new)):
+                    out.append(("SET", (name,), new, kind))
+                continue
+            kind.diff(old, new, (name,), out, field=True)
 
     def iter_values(self, obj: Any) -> Iterator[tuple[str, Any]]:
         for name in self.names:

@@ -26,7 +26,7 @@ from typing import Any
 import attrs
 
 from uow.changes import Change, ChangeKind, Op, is_field, type_at
-from uow.codec import AttributeValue, Item, Path, format_path
+from uow.codec import AttributeValue, Item, Path, format_path, unwrap
 from uow.errors import ValidationError
 from uow.expressions import ExpressionBuilder
 from uow.identity import Key, Record, RecordState, key_item, key_of_object
@@ -287,7 +287,7 @@ def loaded_ops(record: Record) -> list[Op]:
         if action == "SET" and len(path) == 1 and path[0] in record.adds:
             name = path[0]
             delta = record.adds[name]
-            old = record.snapshot[codec.names.index(name)]
+            old = unwrap(record.snapshot[codec.names.index(name)])
             expected = set(old or ()) | delta if isinstance(delta, set) else (old or 0) + delta
             if kind.same(expected, value) or expected == value:
                 ops.append(Op("ADD", path, delta))
@@ -357,7 +357,7 @@ class _Planner:
     def field_value(self, values: tuple[Any, ...] | None, name: str) -> Any:
         if values is None:
             return None
-        return values[self.record.codec.names.index(name)]
+        return unwrap(values[self.record.codec.names.index(name)])
 
     def version_index(self) -> int:
         return self.record.codec.names.index(self.info.version or "")
@@ -502,7 +502,13 @@ class _Planner:
         if info.indexes:
             _check_index_keys(info, {str(path[0]): av for path, av in sets if len(path) == 1})
         new_version = None
-        snapshot = None if blind else record.codec.snapshot(record.obj)
+        snapshot = None
+        if not blind:
+            assert record.snapshot is not None
+            written = {str(op.path[0]) for op in ops}
+            snapshot = record.codec.carry_absent(
+                record.snapshot, record.codec.snapshot(record.obj), written
+            )
         if not blind and sum(_value_size(av) for _, av in sets) > _LARGE_CHANGE:
             # Only a large change can push a stored item (≤ 400 KB) far over the limit;
             # a full encode for every small update would double the planning cost.

@@ -716,13 +716,11 @@ class Session:
             return None if record is None else record.visible
         codec = codec_for(info.cls)
         if record is None:
-            obj = codec.decode_item(item)
-            snapshot = codec.snapshot(obj)
+            obj, snapshot = codec.read(item)
             self._records[key] = Record(key, info, codec, RecordState.LOADED, obj, obj, snapshot)
             return obj
         if record.state is RecordState.BLIND:
-            obj = codec.decode_item(item)
-            snapshot = codec.snapshot(obj)
+            obj, snapshot = codec.read(item)
             loaded = Record(key, info, codec, RecordState.LOADED, obj, obj, snapshot)
             try:
                 self._apply_ops(loaded, record.blind)
@@ -734,8 +732,7 @@ class Session:
             self._records[key] = loaded
             return obj
         if refresh and record.state is RecordState.LOADED and not self._is_dirty(record):
-            fresh = codec.decode_item(item)
-            record.snapshot = codec.snapshot(fresh)
+            _, record.snapshot = codec.read(item)
             codec.restore(record.obj, record.snapshot)
         return record.visible
 
@@ -762,8 +759,7 @@ class Session:
                 "it has been expunged from the session"
             )
         codec = record.codec
-        fresh = codec.decode_item(item)
-        snapshot = codec.snapshot(fresh)
+        _, snapshot = codec.read(item)
         codec.restore(obj, snapshot)
         self._records[record.key] = Record(
             record.key, record.info, codec, RecordState.LOADED, obj, obj, snapshot
@@ -955,7 +951,7 @@ class Session:
             key = key_item(record.info, record.key)
             item = await executor.get_item(prefix + record.info.table, key, outcome)
             codec = record.codec
-            record.stored = None if item is None else codec.snapshot(codec.decode_item(item))
+            record.stored = None if item is None else codec.read(item)[1]
 
         results = await asyncio.gather(*(read(r) for r in blind), return_exceptions=True)
         failed = []

@@ -646,3 +646,44 @@ class TestCommitResult:
         assert result.requests == {}
         assert result.written == 0
         assert result.retries == 0
+
+
+class TestItemsWrittenElsewhere:
+    """Items lacking attributes (older schema, other programs) are changed safely."""
+
+    async def test_a_nested_change_to_an_absent_map_writes_the_whole_map(
+        self, store: uow.Store
+    ) -> None:
+        """A map the item lacks decodes to {}; changing it inside writes the map whole, not a path below it."""
+        await store.client.put_item(
+            TableName="everything", Item={"id": {"S": "bare"}, "text": {"S": "old"}}
+        )
+        session = store.session()
+        bare = await session.get(Everything, "bare")
+        assert bare is not None
+        assert bare.doc == {}
+        assert session.pending == ()
+
+        bare.doc["a"] = {"x": 0}
+        await session.commit()
+        bare.doc["a"]["x"] = 1
+        bare.text = "new"
+        await session.commit()
+
+        stored = await store.client.get_item(TableName="everything", Key={"id": {"S": "bare"}})
+        assert stored["Item"]["doc"] == {"M": {"a": {"M": {"x": {"N": "1"}}}}}
+        assert stored["Item"]["text"] == {"S": "new"}
+
+    async def test_untouched_absent_attributes_are_not_written(self, store: uow.Store) -> None:
+        """Changing another field leaves absent attributes absent, and rollback keeps the defaults."""
+        await store.client.put_item(TableName="everything", Item={"id": {"S": "bare"}})
+        session = store.session()
+        bare = await session.get(Everything, "bare")
+        assert bare is not None
+        bare.count = 3
+        await session.commit()
+        bare.words.append("w")
+        session.rollback()
+        assert bare.words == []
+        stored = await store.client.get_item(TableName="everything", Key={"id": {"S": "bare"}})
+        assert set(stored["Item"]) == {"id", "count"}
