@@ -12,7 +12,7 @@ from boto3.dynamodb.conditions import Attr, Key
 import uow
 from tests.models import Order, User
 from uow.cache import reads_bypass_cache
-from uow.testing import local_store
+from uow.testing import LocalDatabase
 
 pytestmark = pytest.mark.asyncio
 
@@ -264,9 +264,11 @@ class TestCacheBypass:
         assert not reads_bypass_cache()
         assert sorted(seen) == [False, True]
 
-    async def test_store_without_cache(self, uow_endpoint: str, seeded: uow.Store) -> None:
+    async def test_store_without_cache(
+        self, uow_database: LocalDatabase, seeded: uow.Store
+    ) -> None:
         """With Store(cache=False) every get reads DynamoDB, and identity is still kept."""
-        async with local_store(uow_endpoint, cache=False) as store:
+        async with uow_database.store(cache=False) as store:
             session = store.session()
             first = await session.get(User, "u1")
             second = await session.get(User, "u1")
@@ -274,11 +276,11 @@ class TestCacheBypass:
         assert session.read_stats.requests == {"GetItem": 2}
 
     async def test_environment_switch(
-        self, uow_endpoint: str, seeded: uow.Store, monkeypatch: pytest.MonkeyPatch
+        self, uow_database: LocalDatabase, seeded: uow.Store, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """UOW_CACHE_ENABLED=0 turns read caching off for stores made afterwards."""
         monkeypatch.setenv("UOW_CACHE_ENABLED", "0")
-        async with local_store(uow_endpoint) as store:
+        async with uow_database.store() as store:
             assert store.cache is False
             session = store.session()
             await session.get(User, "u1")

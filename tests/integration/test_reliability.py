@@ -13,7 +13,7 @@ import pytest_asyncio
 import uow
 from tests.models import User
 from uow.plan import GUARD_TABLE
-from uow.testing import FaultProxy, Faults, local_store
+from uow.testing import FaultProxy, Faults, LocalDatabase, local_store
 
 pytestmark = pytest.mark.asyncio
 
@@ -317,12 +317,12 @@ class TestAtomicCommit:
             await session.commit(atomic=True)
 
     async def test_transaction_conflicts_are_retried(
-        self, uow_endpoint: str, rstore: uow.Store
+        self, uow_endpoint: str, uow_database: LocalDatabase, rstore: uow.Store
     ) -> None:
         """A TransactionConflict cancellation is retried with backoff until the transaction lands."""
         with FaultProxy(uow_endpoint, Faults(conflict=0.6), seed=3) as proxy:
             retry = uow.Retry(max_attempts=30, base_delay=0.001, max_delay=0.01)
-            async with local_store(proxy.endpoint, retry=retry) as store:
+            async with uow_database.store(proxy.endpoint, retry=retry) as store:
                 session = store.session()
                 session.add_all([Plain("a"), Plain("b")])
                 result = await session.commit(atomic=True)

@@ -1,0 +1,190 @@
+"""A FastAPI app with one `uow.Store` per app and one `uow.Session` per request.
+
+Run it with `uvicorn examples.webapp:app` (install the `examples` dependency
+group, and uvicorn). The store follows the standard AWS configuration chain
+(`AWS_ENDPOINT_URL`, credentials, region); `create_app(store_factory=...)`
+takes any function that makes an unopened `uow.Store`, which is how the tests
+point it at a local server.
+
+The pattern, explained in docs/howto/fastapi.md:
+
+* the lifespan opens one `Store` for the app (one aioboto3 client, one
+  connection pool) and creates the tables;
+* the `session` dependency opens a session per request with
+  `Depends(..., scope="function")`: its `async with` block ends when the
+  handler returns, *before* the response is sent, so a commit failure becomes
+  an error response instead of a 200 for data that was never written; and a
+  handler that raises writes nothing;
+* handlers that report what the commit produced (a new version) commit
+  explicitly before building the response; the others let the dependency
+  commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+import attrs
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+import uow
+
+__all__ = ["Invite", "User", "app", "create_app"]
+
+
+@uow.model(table="web_users", pk="user_id", unique=("email",), version="version")
+@attrs.define
+class User:
+    """A user; the email is unique across users, and every write is versioned."""
+
+    user_id: str
+    email: str
+    name: str = ""
+    visits: int = 0
+    version: int = 0
+
+
+@uow.model(table="web_invites", pk="code", version="version")
+@attrs.define
+class Invite:
+    """An invitation code that admits `uses_left` more signups."""
+
+    code: str
+    uses_left: int = 0
+    version: int = 0
+
+
+MODELS = (User, Invite)
+
+
+class SignupBody(BaseModel):
+    """The JSON body of `POST /signup`."""
+
+    user_id: str
+    email: str
+    name: str = ""
+    invite: str
+
+
+class RenameBody(BaseModel):
+    """The JSON body of `PATCH /users/{user_id}`."""
+
+    name: str
+
+
+# --8<-- [start:session]
+def _store(request: Request) -> uow.Store:
+    store: uow.Store = request.app.state.store
+    return store
+
+
+async def _session(store: Annotated[uow.Store, Depends(_store)]) -> AsyncIterator[uow.Session]:
+    """One session per request: commits when the handler returns, rolls back when it raises."""
+    async with store.session() as session:
+        yield session
+
+
+# `scope="function"`: the code after `yield` (here, the end of `async with`, which commits)
+# runs when the handler returns and before the response is sent. With FastAPI's default
+# scope ("request", since 0.118) it would run after the response was sent.
+SessionDep = Annotated[uow.Session, Depends(_session, scope="function")]
+# --8<-- [end:session]
+
+
+# --8<-- [start:errors]
+def _commit_error(request: Request, error: Exception) -> JSONResponse:
+    """A commit that failed: 409 for lost races and taken values, 503 otherwise."""
+    assert isinstance(error, uow.CommitError)
+    causes = [cause for _, cause in error.failed]
+    conflict = all(
+        isinstance(c, uow.ConflictError | uow.UniqueViolation | uow.AbortedError) for c in causes
+    )
+    failed = [
+        {"change": change.describe(), "cause": type(cause).__name__}
+        for change, cause in error.failed
+    ]
+    return JSONResponse(
+        {"detail": "not written", "failed": failed}, status_code=409 if conflict else 503
+    )
+
+
+# --8<-- [end:errors]
+
+
+def create_app(store_factory: Callable[[], uow.Store] = uow.Store) -> FastAPI:
+    """The app; `store_factory()` makes the (unopened) store the lifespan opens.
+
+    Args:
+        store_factory: makes the app's `uow.Store`; default `uow.Store()`, which
+            follows the standard AWS configuration chain.
+    """
+
+    # --8<-- [start:lifespan]
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with store_factory() as store:
+            await store.create_tables(*MODELS)
+            app.state.store = store
+            yield
+
+    app = FastAPI(title="uow example", lifespan=lifespan)
+    app.add_exception_handler(uow.CommitError, _commit_error)
+    # --8<-- [end:lifespan]
+
+    # --8<-- [start:signup]
+    @app.post("/signup", status_code=201)
+    async def signup(body: SignupBody, session: SessionDep) -> dict[str, Any]:
+        """Create a user and use up one use of an invite, atomically."""
+        user = User(body.user_id, body.email, body.name)
+        session.add(user)
+        invite = await session.get(Invite, body.invite)
+        if invite is None or invite.uses_left < 1:
+            # Raising writes nothing: the dependency rolls the session back,
+            # so the user added above is never sent.
+            raise HTTPException(status_code=403, detail="invalid or used-up invite")
+        invite.uses_left -= 1
+        # Explicit and atomic: the user, its email guard and the invite in one transaction,
+        # and the response shows the version the commit wrote.
+        await session.commit(atomic=True)
+        return {"user_id": user.user_id, "version": user.version}
+
+    # --8<-- [end:signup]
+
+    @app.get("/users/{user_id}")
+    async def get_user(user_id: str, session: SessionDep) -> dict[str, Any]:
+        """One user, or 404."""
+        user = await session.get(User, user_id)
+        if user is None:
+            raise HTTPException(status_code=404, detail=f"no user {user_id!r}")
+        return attrs.asdict(user)
+
+    @app.patch("/users/{user_id}")
+    async def rename(user_id: str, body: RenameBody, session: SessionDep) -> dict[str, Any]:
+        """Change a user's name; the response shows the version the commit wrote."""
+        user = await session.get(User, user_id)
+        if user is None:
+            raise HTTPException(status_code=404, detail=f"no user {user_id!r}")
+        user.name = body.name
+        await session.commit()
+        return {"user_id": user.user_id, "name": user.name, "version": user.version}
+
+    # --8<-- [start:visits]
+    @app.post("/users/{user_id}/visits", status_code=204)
+    async def count_visit(user_id: str, session: SessionDep) -> None:
+        """Count a visit without reading the user: a blind ADD, committed by the dependency.
+
+        A missing user fails that commit (`ConflictError`), which happens before the
+        response is sent: the client gets 409, not 204.
+        """
+        session.update(User, user_id, add={"visits": 1})
+
+    # --8<-- [end:visits]
+
+    return app
+
+
+app = create_app()

@@ -1,0 +1,251 @@
+"""The FastAPI example: one store per app, one session per request, committed before the response."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import httpx
+import pytest
+import pytest_asyncio
+from fastapi import Depends, FastAPI, Request
+from starlette.types import Message, Receive, Scope, Send
+
+import uow
+from examples import starlette_app
+from examples.webapp import Invite, SessionDep, User, create_app
+from uow.testing import LocalDatabase
+
+pytestmark = pytest.mark.asyncio
+
+
+@pytest_asyncio.fixture
+async def app(uow_database: LocalDatabase) -> AsyncIterator[FastAPI]:
+    """The example app on this test's database, inside its lifespan (tables created)."""
+    application = create_app(uow_database.store)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest_asyncio.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client calling the app in process; app errors become 500 responses."""
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+        yield http
+
+
+async def stored(store: uow.Store, model: type[Any], pk: str) -> Any:
+    """The record as DynamoDB holds it now, read in a fresh session."""
+    async with store.session() as session:
+        return await session.get(model, pk)
+
+
+async def count_items(store: uow.Store, table: str) -> int:
+    """How many items a table holds (`table` without the store's prefix)."""
+    name = store.table_prefix + table
+    return int((await store.client.scan(TableName=name, Select="COUNT"))["Count"])
+
+
+def state_of(store: uow.Store) -> uow.StoreState:
+    """The store's state, read afresh (a function call: no narrowing carried over)."""
+    return store.state
+
+
+async def seed_invite(store: uow.Store, code: str = "welcome", uses: int = 1) -> None:
+    """An invite with `uses` signups left."""
+    async with store.session() as session:
+        session.add(Invite(code, uses_left=uses))
+
+
+async def request_scoped(request: Request) -> AsyncIterator[uow.Session]:
+    """The naive dependency: FastAPI's default scope runs its commit after the response."""
+    async with request.app.state.store.session() as session:
+        yield session
+
+
+class TestWebapp:
+    """Each request is a unit of work whose commit ends before the response is sent."""
+
+    async def test_signup_writes_the_user_and_uses_the_invite(
+        self, client: httpx.AsyncClient, uow_store: uow.Store
+    ) -> None:
+        """A signup creates the user at version 1 and takes one use of the invite, atomically."""
+        await seed_invite(uow_store)
+        response = await client.post(
+            "/signup", json={"user_id": "u1", "email": "ada@example.com", "invite": "welcome"}
+        )
+        assert response.status_code == 201, response.text
+        assert response.json() == {"user_id": "u1", "version": 1}
+        user = await stored(uow_store, User, "u1")
+        assert user == User("u1", "ada@example.com", version=1)
+        invite = await stored(uow_store, Invite, "welcome")
+        assert invite.uses_left == 0
+        fetched = await client.get("/users/u1")
+        assert fetched.json()["email"] == "ada@example.com"
+
+    async def test_a_handler_error_writes_nothing(
+        self, client: httpx.AsyncClient, uow_store: uow.Store
+    ) -> None:
+        """A handler that adds a user and then raises HTTPException leaves DynamoDB untouched."""
+        response = await client.post(
+            "/signup", json={"user_id": "u1", "email": "ada@example.com", "invite": "nope"}
+        )
+        assert response.status_code == 403
+        assert await count_items(uow_store, "web_users") == 0
+        assert await count_items(uow_store, "uow_unique") == 0
+
+    async def test_an_unexpected_exception_writes_nothing(
+        self, app: FastAPI, client: httpx.AsyncClient, uow_store: uow.Store
+    ) -> None:
+        """A handler that changes records and then crashes answers 500 and writes nothing."""
+        await seed_invite(uow_store, uses=5)
+
+        @app.post("/crash")
+        async def crash(session: SessionDep) -> None:
+            session.add(User("u9", "crash@example.com"))
+            invite = await session.get(Invite, "welcome")
+            assert invite is not None
+            invite.uses_left = 0
+            raise RuntimeError("bug after the changes")
+
+        response = await client.post("/crash")
+        assert response.status_code == 500
+        assert await count_items(uow_store, "web_users") == 0
+        assert (await stored(uow_store, Invite, "welcome")).uses_left == 5
+
+    async def test_a_taken_email_is_409_and_the_invite_is_kept(
+        self, client: httpx.AsyncClient, uow_store: uow.Store
+    ) -> None:
+        """An atomic signup whose email is taken writes neither the user nor the invite's use."""
+        await seed_invite(uow_store, uses=2)
+        first = {"user_id": "u1", "email": "ada@example.com", "invite": "welcome"}
+        assert (await client.post("/signup", json=first)).status_code == 201
+        second = {**first, "user_id": "u2"}
+        response = await client.post("/signup", json=second)
+        assert response.status_code == 409
+        causes = {failure["cause"] for failure in response.json()["failed"]}
+        assert causes == {"UniqueViolation", "AbortedError"}
+        assert await stored(uow_store, User, "u2") is None
+        assert (await stored(uow_store, Invite, "welcome")).uses_left == 1
+
+    async def test_rename_answers_with_the_committed_version(
+        self, client: httpx.AsyncClient, uow_store: uow.Store
+    ) -> None:
+        """A handler that commits explicitly can put the new version in its response."""
+        await seed_invite(uow_store)
+        signup = {"user_id": "u1", "email": "ada@example.com", "invite": "welcome"}
+        await client.post("/signup", json=signup)
+        response = await client.patch("/users/u1", json={"name": "Ada Lovelace"})
+        assert response.json() == {"user_id": "u1", "name": "Ada Lovelace", "version": 2}
+        assert (await stored(uow_store, User, "u1")).name == "Ada Lovelace"
+
+    async def test_the_dependency_commits_before_the_response(
+        self, client: httpx.AsyncClient, uow_store: uow.Store
+    ) -> None:
+        """A commit made by the dependency lands before 204, and its failure is a 409, not a 204."""
+        await seed_invite(uow_store)
+        signup = {"user_id": "u1", "email": "ada@example.com", "invite": "welcome"}
+        await client.post("/signup", json=signup)
+        assert (await client.post("/users/u1/visits")).status_code == 204
+        assert (await stored(uow_store, User, "u1")).visits == 1
+
+        missing = await client.post("/users/nobody/visits")
+        assert missing.status_code == 409
+        assert missing.json()["failed"] == [
+            {"change": "update User 'nobody'", "cause": "ConflictError"}
+        ]
+
+    async def test_each_request_has_its_own_session_and_the_app_one_store(
+        self, app: FastAPI, client: httpx.AsyncClient, uow_store: uow.Store
+    ) -> None:
+        """Twenty concurrent requests all succeed (a shared session would refuse them) on one store."""
+        store = app.state.store
+        await seed_invite(uow_store)
+        signup = {"user_id": "u1", "email": "ada@example.com", "invite": "welcome"}
+        await client.post("/signup", json=signup)
+        responses = await asyncio.gather(*(client.get("/users/u1") for _ in range(20)))
+        assert [r.status_code for r in responses] == [200] * 20
+        assert app.state.store is store
+        assert store.state is uow.StoreState.OPEN
+
+    async def test_the_lifespan_closes_the_store(self, uow_database: LocalDatabase) -> None:
+        """The app's store opens with the lifespan and is closed when it ends."""
+        application = create_app(uow_database.store)
+        async with application.router.lifespan_context(application):
+            store: uow.Store = application.state.store
+            assert state_of(store) is uow.StoreState.OPEN
+        assert state_of(store) is uow.StoreState.CLOSED
+
+
+class TestDefaultScopePitfall:
+    """Why the example uses `scope="function"`: FastAPI's default runs exit code after the response."""
+
+    async def test_a_request_scoped_commit_fails_after_a_success_was_sent(
+        self, app: FastAPI, uow_store: uow.Store
+    ) -> None:
+        """With the default scope, 204 is sent first, and the commit fails afterwards."""
+
+        @app.post("/late/{user_id}", status_code=204)
+        async def late_visit(
+            user_id: str, session: Annotated[uow.Session, Depends(request_scoped)]
+        ) -> None:
+            session.update(User, user_id, add={"visits": 1})
+
+        statuses: list[int] = []
+
+        async def spy(scope: Scope, receive: Receive, send: Send) -> None:
+            async def record(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    statuses.append(message["status"])
+                await send(message)
+
+            await app(scope, receive, record)
+
+        transport = httpx.ASGITransport(app=spy)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+            # The app's CommitError handler cannot answer any more: Starlette says so.
+            with pytest.raises(RuntimeError, match="response already started") as raised:
+                await http.post("/late/nobody")
+        assert statuses == [204]
+        assert isinstance(raised.value.__cause__, uow.CommitError)
+
+    async def test_the_response_is_built_before_the_dependency_commits(
+        self, app: FastAPI, client: httpx.AsyncClient, uow_store: uow.Store
+    ) -> None:
+        """A handler that leaves the commit to the dependency answers with pre-commit values."""
+
+        @app.patch("/lazy/{user_id}")
+        async def lazy_rename(user_id: str, session: SessionDep) -> dict[str, int]:
+            user = await session.get(User, user_id)
+            assert user is not None
+            user.name = "renamed"
+            return {"version": user.version}
+
+        async with uow_store.session() as session:
+            session.add(User("u1", "ada@example.com"))
+        response = await client.patch("/lazy/u1")
+        assert response.json() == {"version": 1}
+        assert (await stored(uow_store, User, "u1")).version == 2
+
+
+class TestStarlette:
+    """The plain Starlette variant: the session's block ends, and commits, before the response."""
+
+    async def test_rename_commits_before_answering(
+        self, uow_database: LocalDatabase, uow_store: uow.Store
+    ) -> None:
+        """PATCH renames a stored user and answers with the version the commit wrote; 404 if absent."""
+        application = starlette_app.create_app(uow_database.store)
+        async with application.router.lifespan_context(application):
+            async with uow_store.session() as session:
+                session.add(User("u1", "ada@example.com", "Ada"))
+            transport = httpx.ASGITransport(app=application)
+            async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+                response = await http.patch("/users/u1", json={"name": "Ada Lovelace"})
+                missing = await http.patch("/users/u2", json={"name": "Nobody"})
+        assert response.json() == {"version": 2}
+        assert missing.status_code == 404
+        user = await stored(uow_store, User, "u1")
+        assert (user.name, user.version) == ("Ada Lovelace", 2)
