@@ -30,6 +30,7 @@ __all__ = [
     "ChangeKind",
     "Op",
     "merge_op",
+    "missing_at",
     "parse_path",
     "path_remove",
     "path_set",
@@ -139,6 +140,18 @@ def is_field(codec: ModelCodec, path: Path) -> bool:
     if isinstance(parent, _Optional):
         parent = parent.inner
     return isinstance(parent, _Nested)
+
+
+def missing_at(codec: ModelCodec, path: Path) -> Any:
+    """What the value at `path` reads back as once removed (an attrs field's missing value)."""
+    if len(path) == 1:
+        return codec.missing(str(path[0]))
+    parent = type_at(codec, path[:-1])
+    if isinstance(parent, _Optional):
+        parent = parent.inner
+    if isinstance(parent, _Nested):
+        return parent.codec.missing(str(path[-1]))
+    return None
 
 
 def resolve_op(codec: ModelCodec, key_fields: tuple[str, ...], op: Op) -> Op:

@@ -769,6 +769,10 @@ class ModelCodec:
             object.__setattr__(obj, name, value)
         return obj
 
+    def missing(self, name: str) -> Any:
+        """What field `name` holds when the stored item lacks its attribute."""
+        return self._missing(name, self.types[name])
+
     def _missing(self, name: str, kind: FieldType) -> Any:
         absent = kind.absent()
         if absent is not None or isinstance(kind, _Optional | _Any):
@@ -805,7 +809,11 @@ class ModelCodec:
     def carry_absent(
         self, old: tuple[Any, ...], new: tuple[Any, ...], written: set[str]
     ) -> tuple[Any, ...]:
-        """`new`, with the `Absent` marks of `old` kept for the fields not written."""
+        """`new`, with the `Absent` marks of `old` kept for the fields not written.
+
+        (A diff removes a top-level attribute only for `None` or an empty set,
+        which need no mark; a field emptied to `{}` keeps an empty map stored.)
+        """
         if not any(type(value) is Absent for value in old):
             return new
         return tuple(

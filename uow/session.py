@@ -27,8 +27,8 @@ from uow.changes import (
     Change,
     ChangeKind,
     Op,
-    is_field,
     merge_op,
+    missing_at,
     parse_path,
     path_remove,
     path_set,
@@ -1016,8 +1016,9 @@ def _apply_to(codec: ModelCodec, obj: Any, ops: Sequence[Op], adds: dict[str, An
         if op.action == "SET":
             path_set(obj, path, kind.clone(op.value))
         elif op.action == "REMOVE":
-            absent = kind.absent() if is_field(codec, path) else None
-            path_remove(obj, path, absent=absent)
+            # A removed field reads back as its missing value (None, an empty set, or
+            # the default of a type without None), so the object shows exactly that.
+            path_remove(obj, path, absent=missing_at(codec, path))
         else:
             name = str(path[0])
             object.__setattr__(obj, name, _combine(getattr(obj, name), op.value))

@@ -1105,3 +1105,23 @@ class TestUsageErrors:
         assert states == [uow.SessionState.BUSY, uow.SessionState.OPEN]
         assert result.created == 5
         assert await raw_count(store, Everything) == 5
+
+
+class TestRemovedFieldsReadBack:
+    """A removed field shows what a re-read of the item would show."""
+
+    async def test_removing_a_field_without_none_shows_its_default(
+        self, store: uow.Store, uow_session: uow.Session
+    ) -> None:
+        """update(remove=[...]) of a str field leaves the default on the object, as a re-read gives."""
+        await seed(store, "e1")
+        obj = await uow_session.get(Everything, "e1")
+        assert obj is not None
+        uow_session.update(Everything, "e1", remove=["text"], set={"count": None})
+        assert obj.text == ""
+        assert obj.count == 0
+        await uow_session.commit()
+        uow_session.clear()
+        again = await uow_session.get(Everything, "e1")
+        assert again is not None
+        assert (again.text, again.count) == ("", 0)
