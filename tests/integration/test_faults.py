@@ -65,36 +65,38 @@ class TestCommitUnderFaults:
     async def test_mixed_commit_lands_exactly_once(
         self, uow_store: uow.Store, faulty_store: uow.Store, proxy: FaultProxy
     ) -> None:
-        """Under 30% throttling, 5% 5xx, 2% drops and 30% unprocessed items, every change lands once."""
+        """1,000 mixed changes under 30% throttling, 5% 5xx, 2% drops and 30% unprocessed items all land once."""
         async with uow_store.session() as seed:
-            seed.add_all([Counter(f"c{i}", hits=i) for i in range(120)])
+            seed.add_all([Counter(f"c{i}", hits=i) for i in range(800)], overwrite=True)
         proxy.faults = Faults(throttle=0.3, server_error=0.05, drop=0.02, unprocessed=0.3)
         session = faulty_store.session()
-        loaded = [await session.get(Counter, f"c{i}") for i in range(40)]
+        # 600 edits of loaded records (300 by assignment, 300 by ADD), 200 new records, 200 deletes.
+        loaded = await session.get_many(Counter, [f"c{i}" for i in range(300)])
         for counter in loaded:
             assert counter is not None
             counter.label = "edited"
-        for i in range(40, 80):
+        for i in range(300, 600):
             session.update(Counter, f"c{i}", add={"hits": 1000})
-        for i in range(80, 120):
+        for i in range(600, 800):
             session.delete_key(Counter, f"c{i}")
-        session.add_all([Counter(f"new{i}", hits=-i) for i in range(60)])
-        session.add_all([Counter(f"put{i}") for i in range(60)], overwrite=True)
+        session.add_all([Counter(f"new{i}", hits=-i) for i in range(100)])
+        session.add_all([Counter(f"put{i}") for i in range(100)], overwrite=True)
 
         result = await session.commit()
 
         assert proxy.stats["throttled"] > 0
+        assert proxy.stats["server_errors"] > 0
         assert proxy.stats["unprocessed_items"] > 0
         assert result.retries > 0
-        assert (result.created, result.put, result.updated, result.deleted) == (60, 60, 80, 40)
+        assert (result.created, result.put, result.updated, result.deleted) == (100, 100, 600, 200)
         assert session.pending == ()
         rows = await stored(uow_store)
-        assert len(rows) == 80 + 60 + 60
-        assert all(rows[f"c{i}"].label == "edited" for i in range(40))
-        assert all(rows[f"c{i}"].hits == i + 1000 for i in range(40, 80))
-        assert all(f"c{i}" not in rows for i in range(80, 120))
-        assert all(rows[f"new{i}"].hits == -i for i in range(60))
-        assert all(f"put{i}" in rows for i in range(60))
+        assert len(rows) == 600 + 100 + 100
+        assert all(rows[f"c{i}"].label == "edited" for i in range(300))
+        assert all(rows[f"c{i}"].hits == i + 1000 for i in range(300, 600))
+        assert all(f"c{i}" not in rows for i in range(600, 800))
+        assert all(rows[f"new{i}"].hits == -i for i in range(100))
+        assert all(f"put{i}" in rows for i in range(100))
 
     async def test_endless_faults_leave_exactly_the_unsent_changes_pending(
         self, uow_store: uow.Store, faulty_store: uow.Store, proxy: FaultProxy
