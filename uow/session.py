@@ -231,9 +231,15 @@ class Session:
 
     @staticmethod
     def _is_dirty(record: Record) -> bool:
+        """True when commit would write something for the record.
+
+        A loaded record is dirty when its object differs from its snapshot;
+        an `ADD` that changed nothing (elements already in the set) is not a
+        change, as commit would send nothing for it.
+        """
         if record.state is not RecordState.LOADED:
             return True
-        return bool(record.adds) or bool(loaded_ops(record))
+        return bool(loaded_ops(record))
 
     # -- changes -----------------------------------------------------------------
 
@@ -839,7 +845,10 @@ class Session:
 
     def _revert(self, selected: Callable[[Record], bool]) -> None:
         for key, record in list(self._records.items()):
-            if not selected(record) or not self._is_dirty(record):
+            if not selected(record):
+                continue
+            if not self._is_dirty(record):
+                record.adds = {}  # ADDs that changed nothing leave nothing behind
                 continue
             if record.snapshot is None or record.base is None:
                 del self._records[key]  # new, blind, or deleted without a loaded object
