@@ -1,0 +1,83 @@
+"""`make bench` still runs: every benchmark at a tiny size, on moto, with no timing asserted."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import attrs
+import pytest
+
+from benchmarks import report, run
+from benchmarks.workloads import Workload
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One tiny run of every part, on moto only, at +0 ms."""
+    plan = run.plan_for(0.005, latencies=(0.0,), backends=("moto",))
+    plan = attrs.evolve(
+        plan,
+        commits=(Workload("mixed-1k", 6, 2, 2),),
+        big=None,
+        cpu_repeat=1,
+        memory_records=2_000,
+        sequential_cap={0.0: 10},
+        warm_up=False,
+        repeats=1,
+        pair_rounds=1,
+    )
+    found = run.run(plan, "smoke test")
+    out = tmp_path_factory.mktemp("bench")
+    (out / "results.json").write_text(json.dumps(found))
+    (out / "RESULTS.md").write_text(report.markdown(found))
+    return found
+
+
+class TestBenchSmoke:
+    """Each benchmark runs end to end at a tiny size and reports every figure."""
+
+    def test_every_commit_client_wrote_the_workload(self, results: dict[str, Any]) -> None:
+        """Every commit client ran (PynamoDB only if installed) and reported requests and time."""
+        (entry,) = results["workloads"]["mixed-1k"]["runs"]
+        rows = {row["client"]: row for row in entry["rows"]}
+        for client, row in rows.items():
+            if row["items"] == 0:
+                assert client == "PynamoDB batch_write", row
+                assert "not installed" in row["note"]
+                continue
+            assert row["items"] == 10, client
+            assert row["requests"] > 0, client
+            assert row["seconds"] > 0, client
+        assert rows["uow add()"]["requests"] == entry["min_requests"]["uow add()"]
+
+    def test_uow_ratios_cover_the_baselines(self, results: dict[str, Any]) -> None:
+        """Both uow flavours are compared with the hand-tuned code that gives the same guarantees."""
+        (entry,) = results["workloads"]["mixed-1k"]["runs"]
+        speed = entry["ratios"]["throughput"]
+        assert "aioboto3 hand-tuned" in speed["uow add()"]
+        assert "aioboto3 hand-tuned, batched puts" in speed["uow add(overwrite=True)"]
+        assert "StructNoSQL-style" in speed["uow add()"]
+
+    def test_reads_ran(self, results: dict[str, Any]) -> None:
+        """Both read workloads ran for uow and the hand-tuned baseline."""
+        for name in ("get-hits", "get-keys"):
+            (entry,) = results["workloads"][name]["runs"]
+            rows = {row["client"]: row for row in entry["rows"]}
+            assert rows["uow"]["items"] > 0
+            assert rows["aioboto3 hand-tuned"]["items"] > 0
+
+    def test_cpu_and_memory_figures(self, results: dict[str, Any]) -> None:
+        """The no-server benchmarks report per-record CPU and a memory ratio."""
+        operations = {row["operation"] for row in results["cpu"]["rows"]}
+        assert "edit: diff + encode + plan" in operations
+        assert "cached get (map hit)" in operations
+        assert results["memory"]["uow_bytes"] > 0
+
+    def test_targets_and_markdown(self, results: dict[str, Any]) -> None:
+        """Every target is evaluated, and RESULTS.md renders from results.json alone."""
+        keys = {target["target"] for target in results["targets"]}
+        assert {"commit-throughput", "commit-requests", "plan-cpu", "cached-get", "memory"} <= keys
+        page = report.markdown(json.loads(json.dumps(results)))
+        assert "## Targets" in page
+        assert "mixed-1k" in page
