@@ -73,7 +73,32 @@ TEST_REGION = "us-east-1"
 TEST_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 
-class MotoServer:
+class _Service:
+    """A local server or proxy: `start()` returns its endpoint, `stop()` is idempotent.
+
+    As a context manager it starts on entry and stops on exit.
+    """
+
+    def start(self) -> str:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class MotoServer(_Service):
     """moto's DynamoDB-compatible server in a thread, bound to 127.0.0.1 on a free port.
 
     moto keeps its state per process: `reset()` empties every table of every
@@ -107,18 +132,6 @@ class MotoServer:
         if server is not None:
             server.stop()
 
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
 
 def reset_moto(endpoint: str) -> None:
     """Ask a moto server to drop all its state (`POST /moto-api/reset`)."""
@@ -147,7 +160,7 @@ class DynamoDBLocalUnavailable(RuntimeError):
     """
 
 
-class DynamoDBLocal:
+class DynamoDBLocal(_Service):
     """Amazon DynamoDB Local in a child process: in memory, bound to 127.0.0.1, free port.
 
     Its command line has no host option (its Jetty connector would listen on
@@ -382,18 +395,6 @@ class DynamoDBLocal:
         if log is not None:
             log.close()
 
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
 
 def _default_java() -> str:
     java_home = os.environ.get("JAVA_HOME")
@@ -541,7 +542,7 @@ class Faults:
     apis: frozenset[str] | None = None
 
 
-class FaultProxy:
+class FaultProxy(_Service):
     """A loopback HTTP proxy in front of a DynamoDB endpoint that injects faults.
 
     It produces what no local server does: throttling, 5xx answers, dropped
@@ -614,18 +615,6 @@ class FaultProxy:
             loop.call_soon_threadsafe(stopped.set)
         if thread is not None:
             thread.join(timeout=30)
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _error(self, status: int, code: str, message: str) -> Any:
         from aiohttp import web
