@@ -279,13 +279,14 @@ def _json_default(value: Any) -> str:
 
 
 def request_token(seed: str, items: list[dict[str, Any]]) -> str:
-    """A `ClientRequestToken` derived from the commit and the transaction's content.
+    """A `ClientRequestToken` derived from the changes sent and the transaction's content.
 
-    The same pending changes re-sent by the same session (a retry after a
-    timeout, or `commit()` again after a failure) carry the same token, so
-    DynamoDB applies them at most once within its 10-minute idempotency window;
-    the session changes `seed` after every successful commit, so a new unit of
-    work with identical content is not mistaken for a repeat.
+    `seed` joins the `Record.attempt` of every change in the transaction: set
+    when a change is first sent and kept until DynamoDB confirms it. So the
+    same pending changes re-sent (a retry after a timeout, or `commit()` again
+    after a failure) carry the same token, and DynamoDB applies them at most
+    once within its 10-minute idempotency window; a new change with identical
+    content gets a new seed and is not mistaken for a repeat.
     """
     digest = hashlib.sha256(seed.encode())
     digest.update(json.dumps(items, sort_keys=True, default=_json_default).encode())
@@ -400,14 +401,11 @@ async def batch_get(
 class Executor:
     """Sends a plan's requests concurrently, at most `max_concurrency` at a time."""
 
-    def __init__(
-        self, client: Any, *, max_concurrency: int, retry: Retry, token_seed: str = ""
-    ) -> None:
+    def __init__(self, client: Any, *, max_concurrency: int, retry: Retry) -> None:
         self._client = client
         self._limit = asyncio.Semaphore(max_concurrency)
         self._retry = retry
         self._deadline = time.monotonic() + retry.budget
-        self._token_seed = token_seed
 
     async def run(self, plan: Plan, outcome: Outcome) -> None:
         """Send every request of `plan`; results go into `outcome`, never raised."""
@@ -468,7 +466,9 @@ class Executor:
         params = {
             "TransactItems": items,
             "ReturnConsumedCapacity": "TOTAL",
-            "ClientRequestToken": request_token(self._token_seed, items),
+            "ClientRequestToken": request_token(
+                ":".join(planned.record.attempt or "" for planned in request.entries), items
+            ),
         }
         try:
             await self._call("TransactWriteItems", params, outcome)

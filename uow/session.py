@@ -100,10 +100,6 @@ class Session:
         self._entered = False
         self._busy_call = ""
         self._busy_task: asyncio.Task[Any] | None = None
-        # Seeds idempotency tokens: stable while the same changes are retried,
-        # new after each successful commit (see `_execute.request_token`).
-        self._id = uuid.uuid4().hex
-        self._commits = 0
         self._reads = Outcome()
         self._hits = 0
         self._misses = 0
@@ -847,6 +843,7 @@ class Session:
         for key, record in list(self._records.items()):
             if not selected(record):
                 continue
+            record.attempt = None  # a change made after this is a new one
             if not self._is_dirty(record):
                 record.adds = {}  # ADDs that changed nothing leave nothing behind
                 continue
@@ -910,10 +907,12 @@ class Session:
                 self._store.client,
                 max_concurrency=self._store.max_concurrency,
                 retry=self._store.retry,
-                token_seed=f"{self._id}:{self._commits}",
             )
             if await self._read_stored(records, executor, outcome):
                 plan = make_plan(records, self._store.table_prefix, atomic=atomic)
+            for planned in plan.entries:
+                if planned.record.attempt is None:
+                    planned.record.attempt = uuid.uuid4().hex
             await executor.run(plan, outcome)
         finally:
             self._end()
@@ -921,7 +920,6 @@ class Session:
         result = _result(outcome, time.perf_counter() - started)
         log.info("commit %s", result.summary())
         if not outcome.failed:
-            self._commits += 1
             return result, None
         failed = [(planned.change, cause) for planned, cause in outcome.failed]
         succeeded = [planned.change for planned, _ in outcome.succeeded]
@@ -987,6 +985,7 @@ class Session:
             record = planned.record
             if records.get(record.key) is not record:
                 continue
+            record.attempt = None  # confirmed: a later change is a new one
             if planned.new_snapshot is None:
                 del records[record.key]  # a delete, or a blind update of an unloaded item
                 continue
