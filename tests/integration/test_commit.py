@@ -630,7 +630,8 @@ class TestCommitResult:
         assert dict(result.requests) == calls.apis
         assert result.request_count == 5
         assert result.retries == 0
-        assert result.elapsed > 0
+        measured_seconds = result.elapsed  # reported, not judged: speed is for make bench
+        assert measured_seconds > 0
         assert result.consumed_capacity >= 0
         summary = result.summary()
         assert "created=2" in summary
