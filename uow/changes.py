@@ -17,7 +17,7 @@ import enum
 import re
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 
@@ -76,9 +76,8 @@ class Change:
         return f"{self.kind.value} {self.model.__name__} {self.key}"
 
 
-@attrs.frozen(slots=True)
-class Op:
-    """One field operation on a document path."""
+class Op(NamedTuple):
+    """One field operation on a document path (a named tuple: commit builds many)."""
 
     action: str  # "SET" | "REMOVE" | "ADD"
     path: Path

@@ -33,6 +33,7 @@ import attrs
 from uow.errors import ValidationError
 
 __all__ = [
+    "STR",
     "Absent",
     "AttributeValue",
     "FieldType",
@@ -53,6 +54,9 @@ Path = tuple[Segment, ...]
 DiffOp = tuple[str, Path, Any, "FieldType"]
 
 _NULL: AttributeValue = {"NULL": True}
+_MISSING: Any = object()
+# Immutable types: a copy of a value of one of them is the value itself.
+_SHARED = frozenset({str, int, float, bool, bytes, Decimal, type(None), dt.datetime})
 _MAX_DIGITS = 38
 _MAX_MAGNITUDE = Decimal("1E126")
 _MIN_MAGNITUDE = Decimal("1E-130")
@@ -192,6 +196,8 @@ class _Str(FieldType):
     name = "str"
 
     def encode(self, value: Any, path: Path) -> AttributeValue | None:
+        if type(value) is str:
+            return {"S": value}
         if value is None:
             return None
         if not isinstance(value, str):
@@ -206,6 +212,10 @@ class _Int(FieldType):
     name = "int"
 
     def encode(self, value: Any, path: Path) -> AttributeValue | None:
+        if type(value) is int:
+            text = str(value)
+            if len(text) <= _MAX_DIGITS:  # the common case: no limit can be near
+                return {"N": text}
         if value is None:
             return None
         if not isinstance(value, int) or isinstance(value, bool):
@@ -436,7 +446,8 @@ class _List(FieldType):
         ):
             element = self.element
             for i, (a, b) in enumerate(zip(old, new, strict=True)):
-                element.diff(a, b, (*path, i), out, field=False)
+                if a is not b:
+                    element.diff(a, b, (*path, i), out, field=False)
             return
         super().diff(old, new, path, out, field=field)
 
@@ -485,11 +496,13 @@ class _Dict(FieldType):
             for key in old:
                 if key not in new:
                     out.append(("REMOVE", (*path, key), None, element))
+            missing = _MISSING
             for key, value in new.items():
-                if key not in old:
+                before = old.get(key, missing)
+                if before is missing:
                     out.append(("SET", (*path, key), value, element))
-                else:
-                    element.diff(old[key], value, (*path, key), out, field=False)
+                elif before is not value:
+                    element.diff(before, value, (*path, key), out, field=False)
             return
         super().diff(old, new, path, out, field=field)
 
@@ -574,10 +587,16 @@ class _Any(FieldType):
 
     def clone(self, value: Any) -> Any:
         kind = type(value)
+        if kind in _SHARED:
+            return value
         if kind is dict:
-            return {key: self.clone(item) for key, item in value.items()}
+            clone = self.clone
+            return {
+                key: item if type(item) in _SHARED else clone(item) for key, item in value.items()
+            }
         if kind is list:
-            return [self.clone(item) for item in value]
+            clone = self.clone
+            return [item if type(item) in _SHARED else clone(item) for item in value]
         if kind is tuple:
             return tuple(self.clone(item) for item in value)
         if kind is set:
@@ -640,7 +659,10 @@ class _Nested(FieldType):
     def diff(self, old: Any, new: Any, path: Path, out: list[DiffOp], *, field: bool) -> None:
         if type(old) is self.cls and type(new) is self.cls and old is not new:
             for name, kind in self.codec.types.items():
-                kind.diff(getattr(old, name), getattr(new, name), (*path, name), out, field=True)
+                before = getattr(old, name)
+                after = getattr(new, name)
+                if before is not after:
+                    kind.diff(before, after, (*path, name), out, field=True)
             return
         super().diff(old, new, path, out, field=field)
 
@@ -649,8 +671,9 @@ ANY = _Any()
 _ANY_DICT = _Dict(ANY)
 _ANY_LIST = _List(ANY)
 _DATETIME = _Datetime()
+STR = _Str()
 _SCALARS: dict[Any, FieldType] = {
-    str: _Str(),
+    str: STR,
     int: _Int(),
     float: _Float(),
     bool: _Bool(),
@@ -731,7 +754,9 @@ class ModelCodec:
             for f in attrs.fields(cls)
         }
         self.names: tuple[str, ...] = tuple(self.types)
+        self.index: dict[str, int] = {name: i for i, name in enumerate(self.names)}
         self._pairs = tuple(self.types.items())
+        self._snapshot, self._diff = _compile(self)
 
     def encode_map(self, obj: Any, path: Path = ()) -> AttributeValue:
         """Encode `obj` as a DynamoDB map (`{"M": ...}`)."""
@@ -787,7 +812,7 @@ class ModelCodec:
 
     def snapshot(self, obj: Any) -> tuple[Any, ...]:
         """The field values of `obj`, copied so later mutations do not reach them."""
-        return tuple(kind.clone(getattr(obj, name)) for name, kind in self._pairs)
+        return self._snapshot(obj)
 
     def read(self, item: Item) -> tuple[Any, tuple[Any, ...]]:
         """Decode a stored item into an object and its committed snapshot.
@@ -835,21 +860,89 @@ class ModelCodec:
 
     def diff(self, snapshot: tuple[Any, ...], obj: Any, out: list[DiffOp]) -> None:
         """Append the SET/REMOVE operations from `snapshot` to the current `obj`."""
-        for (name, kind), old in zip(self._pairs, snapshot, strict=True):
-            new = getattr(obj, name)
-            # Snapshots hold copies of mutable values, so identity means "unchanged".
-            if old is new:
-                continue
-            if type(old) is Absent:
-                # Not stored: write the whole attribute, and only if there is something.
-                if not (kind.same(old.value, new) or new is None or kind.is_empty(new)):
-                    out.append(("SET", (name,), new, kind))
-                continue
-            kind.diff(old, new, (name,), out, field=True)
+        self._diff(snapshot, obj, out)
 
     def iter_values(self, obj: Any) -> Iterator[tuple[str, Any]]:
         for name in self.names:
             yield name, getattr(obj, name)
+
+
+def _field_diff(kind: FieldType, path: Path, old: Any, new: Any, out: list[DiffOp]) -> None:
+    """One top-level field's operations (`old` is its snapshot entry, maybe `Absent`)."""
+    if type(old) is Absent:
+        # Not stored: write the whole attribute, and only if there is something.
+        if not (kind.same(old.value, new) or new is None or kind.is_empty(new)):
+            out.append(("SET", path, new, kind))
+        return
+    kind.diff(old, new, path, out, field=True)
+
+
+def _immutable(kind: FieldType) -> bool:
+    """True for a type whose values are never copied: a snapshot shares them."""
+    if isinstance(kind, _Optional):
+        kind = kind.inner
+    return type(kind).clone is FieldType.clone
+
+
+def _flat_set(kind: FieldType) -> bool:
+    """True for a set type: equal sets of one type are the same stored value."""
+    return isinstance(kind.inner if isinstance(kind, _Optional) else kind, _Set)
+
+
+_SnapshotFn = Callable[[Any], tuple[Any, ...]]
+_DiffFn = Callable[[tuple[Any, ...], Any, list[DiffOp]], None]
+
+
+def _compile(codec: ModelCodec) -> tuple[_SnapshotFn, _DiffFn]:
+    """Straight-line `snapshot` and `diff` functions for one class (they run per record).
+
+    Values of immutable types (strings, numbers, ...) are taken as they are,
+    and compared by identity first, then by type and equality (which is what
+    their `FieldType.same` means); only a value that differs, or a container,
+    goes through its `FieldType`. Generated as source, as attrs does for
+    `__init__`, so that no per-field loop or call runs when nothing changed.
+    """
+    names = codec.names
+    if not names:
+        return (lambda obj: ()), (lambda snapshot, obj, out: None)
+    scope: dict[str, Any] = {"_field_diff": _field_diff}
+    copies = []
+    lines = [
+        "def diff(snapshot, obj, out):",
+        f"    ({', '.join(f's{i}' for i in range(len(names)))},) = snapshot",
+    ]
+    for i, (name, kind) in enumerate(codec._pairs):
+        scope[f"k{i}"] = kind
+        scope[f"p{i}"] = (name,)
+        scope[f"c{i}"] = kind.clone
+        scope[f"n{i}"] = name
+        value = (
+            f"obj.{name}"
+            if name.isidentifier() and not name.startswith("__")
+            else f"getattr(obj, n{i})"
+        )
+        lines.append(f"    v = {value}")
+        if _immutable(kind):
+            # Same type, different value: a plain SET (neither is None, nothing is
+            # empty); a change of type (None, an int in a float field, `Absent`)
+            # goes through the type's own rules.
+            copies.append(value)
+            lines.append(f"    if v is not s{i}:")
+            lines.append(f"        if type(v) is not type(s{i}):")
+            lines.append(f"            _field_diff(k{i}, p{i}, s{i}, v, out)")
+            lines.append(f"        elif v != s{i}:")
+            lines.append(f"            out.append(('SET', p{i}, v, k{i}))")
+        else:
+            copies.append(f"c{i}({value})")
+            test = f"v is not s{i}"
+            if _flat_set(kind):
+                test += f" and (type(v) is not type(s{i}) or v != s{i})"
+            lines.append(f"    if {test}:")
+            lines.append(f"        _field_diff(k{i}, p{i}, s{i}, v, out)")
+    lines.append("def snapshot(obj):")
+    lines.append(f"    return ({', '.join(copies)},)")
+    exec(compile("\n".join(lines), f"<uow codec {codec.cls.__qualname__}>", "exec"), scope)
+    return scope["snapshot"], scope["diff"]
 
 
 _CODECS: dict[type, ModelCodec] = {}

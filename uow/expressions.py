@@ -16,24 +16,29 @@ __all__ = ["ExpressionBuilder"]
 class ExpressionBuilder:
     """Collects placeholders for one request's expressions."""
 
-    __slots__ = ("_by_name", "names", "values")
+    __slots__ = ("_by_name", "values")
 
     def __init__(self) -> None:
-        self.names: dict[str, str] = {}
         self.values: dict[str, AttributeValue] = {}
         self._by_name: dict[str, str] = {}
 
+    @property
+    def names(self) -> dict[str, str]:
+        """Placeholder → attribute name."""
+        return {placeholder: name for name, placeholder in self._by_name.items()}
+
     def name(self, name: str) -> str:
         """The placeholder of an attribute name (one per distinct name)."""
-        placeholder = self._by_name.get(name)
+        by_name = self._by_name
+        placeholder = by_name.get(name)
         if placeholder is None:
-            placeholder = f"#n{len(self._by_name)}"
-            self._by_name[name] = placeholder
-            self.names[placeholder] = name
+            placeholder = by_name[name] = f"#n{len(by_name)}"
         return placeholder
 
     def path(self, path: Path) -> str:
         """`#n0.#n1[2]` for `("profile", "tags", 2)`."""
+        if len(path) == 1:
+            return self.name(str(path[0]))
         out = []
         for segment in path:
             if isinstance(segment, int):
@@ -44,8 +49,9 @@ class ExpressionBuilder:
 
     def value(self, av: AttributeValue) -> str:
         """The placeholder of a value (one per occurrence)."""
-        placeholder = f":v{len(self.values)}"
-        self.values[placeholder] = av
+        values = self.values
+        placeholder = f":v{len(values)}"
+        values[placeholder] = av
         return placeholder
 
     def update(
@@ -55,13 +61,15 @@ class ExpressionBuilder:
         adds: list[tuple[Path, AttributeValue]],
     ) -> str:
         """An UpdateExpression: `SET a = :v0, b.c = :v1 REMOVE d ADD e :v2`."""
+        path = self.path
+        value = self.value
         clauses = []
         if sets:
-            clauses.append("SET " + ", ".join(f"{self.path(p)} = {self.value(v)}" for p, v in sets))
+            clauses.append("SET " + ", ".join([f"{path(p)} = {value(v)}" for p, v in sets]))
         if removes:
-            clauses.append("REMOVE " + ", ".join(self.path(p) for p in removes))
+            clauses.append("REMOVE " + ", ".join([path(p) for p in removes]))
         if adds:
-            clauses.append("ADD " + ", ".join(f"{self.path(p)} {self.value(v)}" for p, v in adds))
+            clauses.append("ADD " + ", ".join([f"{path(p)} {value(v)}" for p, v in adds]))
         return " ".join(clauses)
 
     def exists(self, attribute: str) -> str:
@@ -73,7 +81,7 @@ class ExpressionBuilder:
     def params(self) -> dict[str, Any]:
         """The `ExpressionAttributeNames`/`Values` request parameters."""
         out: dict[str, Any] = {}
-        if self.names:
+        if self._by_name:
             out["ExpressionAttributeNames"] = self.names
         if self.values:
             out["ExpressionAttributeValues"] = self.values

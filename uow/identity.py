@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 
-from uow.codec import AttributeValue, Item, ModelCodec, codec_for
+from uow.codec import STR, AttributeValue, Item, ModelCodec, codec_for
 from uow.errors import ValidationError
 from uow.model import ModelInfo
 
@@ -17,9 +17,13 @@ __all__ = ["IdentityMap", "Key", "Record", "RecordState", "key_of"]
 KeyValue = str | int | bytes
 
 
-@attrs.frozen(slots=True)
-class Key:
-    """The identity of one item: table (without prefix), partition and sort key values."""
+class Key(NamedTuple):
+    """The identity of one item: table (without prefix), partition and sort key values.
+
+    A named tuple, so that hashing it (every map lookup) runs in C. Build keys
+    with `key_of`, which checks the values: a plain tuple would let `True`
+    stand for `1`.
+    """
 
     table: str
     pk: KeyValue
@@ -120,7 +124,10 @@ def key_of_object(info: ModelInfo, obj: Any) -> Key:
 def key_item(info: ModelInfo, key: Key) -> dict[str, AttributeValue]:
     """The DynamoDB `Key` parameter for a key."""
     codec = codec_for(info.cls)
-    out = {info.pk: _encode_key(codec, info.pk, key.pk)}
+    pk = key.pk
+    if info.sk is None and type(pk) is str and codec.types[info.pk] is STR:
+        return {info.pk: {"S": pk}}  # the common case, checked by `key_of`
+    out = {info.pk: _encode_key(codec, info.pk, pk)}
     if info.sk is not None:
         out[info.sk] = _encode_key(codec, info.sk, key.sk)
     return out

@@ -45,9 +45,11 @@ class ModelInfo:
         """The model class's name, for messages."""
         return self.cls.__name__
 
-    @property
-    def key_fields(self) -> tuple[str, ...]:
-        """The primary-key field names: `(pk,)` or `(pk, sk)`."""
+    # The primary-key field names: `(pk,)` or `(pk, sk)` (read on every planned write).
+    key_fields: tuple[str, ...] = attrs.field(init=False)
+
+    @key_fields.default
+    def _key_fields(self) -> tuple[str, ...]:
         return (self.pk,) if self.sk is None else (self.pk, self.sk)
 
 

@@ -20,17 +20,21 @@ guard items. Routing then picks the cheapest API that keeps the semantics:
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable, Mapping
-from typing import Any
+import gc
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 import attrs
 
 from uow.changes import Change, ChangeKind, Op, is_field, type_at
-from uow.codec import AttributeValue, Item, Path, format_path, unwrap
+from uow.codec import AttributeValue, FieldType, Item, ModelCodec, Path, format_path, unwrap
 from uow.errors import ValidationError
 from uow.expressions import ExpressionBuilder
 from uow.identity import Key, Record, RecordState, key_item, key_of_object
 from uow.model import ModelInfo
+
+# An update operation: `(action, path, value, ...)`; an `Op`, or a codec diff entry.
+OpLike = tuple[Any, ...]
 
 __all__ = [
     "BATCH_WRITE_LIMIT",
@@ -90,10 +94,16 @@ class Action:
 
 @attrs.define(slots=True, eq=False)
 class Planned:
-    """One record's write: the public `Change`, its actions, what to install once confirmed."""
+    """One record's write: its kind and operations, its actions, what to install once confirmed.
+
+    `ops` are the update operations (empty for puts and deletes); the public
+    `Change` is built from them when first asked for (errors, `pending`), not
+    for every write of every commit.
+    """
 
     record: Record
-    change: Change
+    kind: ChangeKind
+    ops: Sequence[OpLike]
     table: str
     actions: list[Action]
     # Committed field values once the write is confirmed (None: drop the record).
@@ -102,6 +112,14 @@ class Planned:
     add_fields: tuple[str, ...] = ()
     # The version the record has once the write is confirmed.
     new_version: int | None = None
+    _change: Change | None = attrs.field(default=None, init=False)
+
+    @property
+    def change(self) -> Change:
+        """The public `Change` this write carries out."""
+        if self._change is None:
+            self._change = _change(self.record, self.kind, self.ops)
+        return self._change
 
     @property
     def batchable(self) -> bool:
@@ -120,8 +138,7 @@ class Planned:
         return {"DeleteRequest": {"Key": body["Key"]}}
 
 
-@attrs.frozen(slots=True)
-class Request:
+class Request(NamedTuple):
     """One request to send: a single write, a batch of up to 25, or a transaction."""
 
     api: str
@@ -151,7 +168,7 @@ def _number_size(text: str) -> int:
 
 
 def _value_size(av: AttributeValue) -> int:
-    (tag, value), *_ = av.items()
+    tag, value = next(iter(av.items()))
     if tag == "S":
         return len(value.encode("utf-8"))
     if tag == "N":
@@ -169,6 +186,17 @@ def _value_size(av: AttributeValue) -> int:
     if tag == "L":
         return 3 + sum(1 + _value_size(v) for v in value)
     return 3 + sum(1 + len(k.encode("utf-8")) + _value_size(v) for k, v in value.items())
+
+
+def _size_bound(av: AttributeValue) -> int:
+    """At least `_value_size(av)`, quickly for strings (≤ 4 bytes a character) and numbers."""
+    text = av.get("S")
+    if text is not None:
+        return 4 * len(text)
+    text = av.get("N")
+    if text is not None:
+        return len(text) + 2
+    return _value_size(av)
 
 
 def item_size(item: Mapping[str, AttributeValue]) -> int:
@@ -191,17 +219,6 @@ def action_size(action: Action) -> int:
 
 def _fail(record: Record, exc: ValidationError) -> ValidationError:
     return ValidationError(f"{record.info.name} {record.key}: {exc}")
-
-
-def _encode_item(record: Record) -> Item:
-    obj = record.obj
-    info = record.info
-    if key_of_object(info, obj) != record.key:
-        raise ValidationError(
-            f"{'/'.join(info.key_fields)} changed after the object entered the session; "
-            "keys are immutable: delete the record and add a new one"
-        )
-    return record.codec.encode_item(obj)
 
 
 def _check_item_size(item: Item) -> None:
@@ -231,68 +248,63 @@ def _check_index_keys(info: ModelInfo, values: Mapping[str, AttributeValue]) -> 
 def _check_expressions(body: dict[str, Any]) -> None:
     for name in ("UpdateExpression", "ConditionExpression"):
         text = body.get(name, "")
-        if len(text.encode("utf-8")) > EXPRESSION_LIMIT:
+        # A character is at most 4 bytes in UTF-8: short texts need no encoding.
+        if len(text) * 4 > EXPRESSION_LIMIT and len(text.encode("utf-8")) > EXPRESSION_LIMIT:
             raise ValidationError(
                 f"the {name} is {len(text)} bytes, over DynamoDB's 4 KB expression limit; "
                 "commit the changes of this record in several smaller commits"
             )
 
 
-def _encode_at(record: Record, path: Path, value: Any) -> AttributeValue:
-    kind = type_at(record.codec, path)
-    if is_field(record.codec, path):
-        av = kind.encode(value, path)
-        if av is None:  # pragma: no cover - SET of None/empty is normalised to REMOVE
-            raise ValidationError(f"{format_path(path)}: nothing to set")
-        return av
-    return kind.encode_element(value, path)
-
-
-def _change(record: Record, kind: ChangeKind, ops: Iterable[Op] = ()) -> Change:
+def _change(record: Record, kind: ChangeKind, ops: Iterable[OpLike] = ()) -> Change:
     sets: dict[str, Any] = {}
     removes: list[str] = []
     adds: dict[str, Any] = {}
     for op in ops:
-        where = format_path(op.path)
-        if op.action == "SET":
-            sets[where] = op.value
-        elif op.action == "REMOVE":
+        action = op[0]
+        where = format_path(op[1])
+        if action == "SET":
+            sets[where] = op[2]
+        elif action == "REMOVE":
             removes.append(where)
         else:
-            adds[where] = op.value
+            adds[where] = op[2]
     obj = record.obj if kind is not ChangeKind.DELETE else None
     return Change(kind, record.info.cls, record.key, obj, sets, tuple(removes), adds)
 
 
-def loaded_ops(record: Record) -> list[Op]:
-    """The operations turning a loaded record's snapshot into its object (maybe none)."""
-    assert record.snapshot is not None
-    diff: list[Any] = []
-    record.codec.diff(record.snapshot, record.obj, diff)
-    if not diff:
-        return []
+def loaded_ops(record: Record) -> list[OpLike]:
+    """The operations turning a loaded record's snapshot into its object (maybe none).
+
+    Each is `(action, path, value, ...)`, as the codec's diff emits them (or an `Op`).
+    """
+    snapshot = record.snapshot
+    assert snapshot is not None
+    ops: list[OpLike] = []
+    record.codec.diff(snapshot, record.obj, ops)
+    if not ops:
+        return ops
     info = record.info
-    codec = record.codec
-    ops = []
-    for action, path, value, kind in diff:
-        if path[0] in info.key_fields:
+    adds = record.adds
+    for n, op in enumerate(ops):
+        path = op[1]
+        head = path[0]
+        if head in info.key_fields:
             raise ValidationError(
-                f"key field {path[0]!r} changed on a loaded object; keys are immutable: "
+                f"key field {head!r} changed on a loaded object; keys are immutable: "
                 "delete the record and add a new one"
             )
-        if path[0] == info.version:
+        if head == info.version:
             raise ValidationError(
                 f"the version field {info.version!r} is managed by uow; do not assign it"
             )
-        if action == "SET" and len(path) == 1 and path[0] in record.adds:
-            name = path[0]
-            delta = record.adds[name]
-            old = unwrap(record.snapshot[codec.names.index(name)])
+        if adds and op[0] == "SET" and len(path) == 1 and head in adds:
+            delta = adds[head]
+            value = op[2]
+            old = unwrap(snapshot[record.codec.index[str(head)]])
             expected = set(old or ()) | delta if isinstance(delta, set) else (old or 0) + delta
-            if kind.same(expected, value) or expected == value:
-                ops.append(Op("ADD", path, delta))
-                continue
-        ops.append(Op(action, path, value))
+            if op[3].same(expected, value) or expected == value:
+                ops[n] = Op("ADD", path, delta)
     return ops
 
 
@@ -302,9 +314,10 @@ _KINDS = {
     RecordState.NEW: ChangeKind.CREATE,
     RecordState.BLIND: ChangeKind.UPDATE,
 }
+_NO_OPS: tuple[OpLike, ...] = ()
 
 
-def net_change(record: Record) -> tuple[ChangeKind, list[Op]] | None:
+def net_change(record: Record) -> tuple[ChangeKind, Sequence[OpLike]] | None:
     """A record's net pending change: its kind and, for updates, the operations.
 
     Raises:
@@ -314,7 +327,7 @@ def net_change(record: Record) -> tuple[ChangeKind, list[Op]] | None:
     if kind is ChangeKind.UPDATE:
         return kind, record.blind
     if kind is not None:
-        return kind, []
+        return kind, _NO_OPS
     ops = loaded_ops(record)
     return (ChangeKind.UPDATE, ops) if ops else None
 
@@ -344,204 +357,314 @@ def owner_text(info: ModelInfo, key: Key) -> str:
     return f"{info.table}#{key.pk!r}#{key.sk!r}"
 
 
-class _Planner:
-    """Builds one record's actions; holds what every action of the record shares."""
+# -- the record's own write ------------------------------------------------------------
 
-    def __init__(self, record: Record, prefix: str) -> None:
-        self.record = record
-        self.info = record.info
-        self.prefix = prefix
-        self.table = prefix + record.info.table
-        self.guard_table = prefix + GUARD_TABLE
 
-    def field_value(self, values: tuple[Any, ...] | None, name: str) -> Any:
-        if values is None:
-            return None
-        return unwrap(values[self.record.codec.names.index(name)])
+def _value_of(record: Record, values: tuple[Any, ...] | None, name: str) -> Any:
+    if values is None:
+        return None
+    return unwrap(values[record.codec.index[name]])
 
-    def version_index(self) -> int:
-        return self.record.codec.names.index(self.info.version or "")
 
-    def read_version(self) -> int | None:
-        """The version the record was read at, if it was read."""
-        if self.info.version is None or self.record.snapshot is None:
-            return None
-        value = self.field_value(self.record.snapshot, self.info.version)
-        return int(value or 0)
+def _read_version(record: Record) -> int | None:
+    """The version the record was read at, if it was read."""
+    version = record.info.version
+    if version is None or record.snapshot is None:
+        return None
+    return int(_value_of(record, record.snapshot, version) or 0)
 
-    def version_condition(self, builder: ExpressionBuilder, version: int | None) -> str:
-        name = builder.name(self.info.version or "")
-        if version is None:
-            return f"attribute_not_exists({name})"
-        return f"{name} = {builder.value({'N': str(version)})}"
 
-    def stored_values(self) -> tuple[Any, ...] | None:
-        """The stored field values this write replaces, when known.
+def _version_condition(builder: ExpressionBuilder, name: str, version: int | None) -> str:
+    placeholder = builder.name(name)
+    if version is None:
+        return f"attribute_not_exists({placeholder})"
+    return f"{placeholder} = {builder.value({'N': str(version)})}"
 
-        For a loaded record that is its snapshot; for a blind delete or
-        overwrite of a model with unique fields, the session reads the item at
-        commit (`Record.stored`) so that its guards can be released.
-        """
-        if self.record.base is not None:
-            return self.record.snapshot
-        return self.record.stored
 
-    def unique_condition(self, builder: ExpressionBuilder, values: tuple[Any, ...]) -> str:
-        """A condition: the unique fields still hold `values`, whose guards are released."""
-        parts = []
-        for field in self.info.unique:
-            value = self.field_value(values, field)
-            name = builder.name(field)
-            if value is None:
-                parts.append(f"attribute_not_exists({name})")
-            else:
-                encoded = self.record.codec.types[field].encode(value, (field,))
-                assert encoded is not None
-                parts.append(f"{name} = {builder.value(encoded)}")
-        return " AND ".join(parts) or builder.exists(self.info.pk)
+def _stored_values(record: Record) -> tuple[Any, ...] | None:
+    """The stored field values this write replaces, when known.
 
-    def guards(self, old: tuple[Any, ...] | None, new: tuple[Any, ...] | None) -> list[Action]:
-        """Claim and release actions for the unique fields whose value changes."""
-        actions = []
-        owner = owner_text(self.info, self.record.key)
-        for field in self.info.unique:
-            before = self.field_value(old, field)
-            after = self.field_value(new, field)
-            if before == after and type(before) is type(after):
-                continue
-            if before is not None:
-                builder = ExpressionBuilder()
-                guard = builder.name(GUARD_OWNER)
-                body = {
-                    "TableName": self.guard_table,
-                    "Key": {GUARD_KEY: {"S": guard_key(self.info, field, before)}},
-                    "ConditionExpression": f"attribute_not_exists({builder.name(GUARD_KEY)}) "
-                    f"OR {guard} = {builder.value({'S': owner})}",
-                    **builder.params(),
-                }
-                actions.append(Action("Delete", body, "release", field, before))
-            if after is not None:
-                builder = ExpressionBuilder()
-                item = {
-                    GUARD_KEY: {"S": guard_key(self.info, field, after)},
-                    GUARD_OWNER: {"S": owner},
-                    **{f"key_{k}": v for k, v in key_item(self.info, self.record.key).items()},
-                }
-                # Claiming a guard the record already owns is fine (an overwrite).
-                body = {
-                    "TableName": self.guard_table,
-                    "Item": item,
-                    "ConditionExpression": f"{builder.not_exists(GUARD_KEY)} OR "
-                    f"{builder.name(GUARD_OWNER)} = {builder.value({'S': owner})}",
-                    **builder.params(),
-                }
-                actions.append(Action("Put", body, "claim", field, after))
-        return actions
+    For a loaded record that is its snapshot; for a blind delete or overwrite
+    of a model with unique fields, the session reads the item at commit
+    (`Record.stored`) so that its guards can be released.
+    """
+    if record.base is not None:
+        return record.snapshot
+    return record.stored
 
-    def put(self, kind: ChangeKind, change: Change) -> Planned:
-        record = self.record
-        info = self.info
-        item = _encode_item(record)
-        snapshot = record.codec.snapshot(record.obj)
-        builder = ExpressionBuilder()
-        conditions = []
-        new_version = None
-        if kind is ChangeKind.CREATE:
-            conditions.append(builder.not_exists(info.pk))
-        if info.version is not None:
-            read = self.read_version() if record.base is not None else None
-            if kind is ChangeKind.PUT and read is not None:
-                # A loaded record deleted then added again: replace the version we read.
-                conditions.append(self.version_condition(builder, read))
-                new_version = read + 1
-            else:
-                new_version = int(getattr(record.obj, info.version) or 0) + 1
-            item[info.version] = {"N": str(new_version)}
-            snapshot = _replace(snapshot, self.version_index(), new_version)
-        _check_item_size(item)
-        _check_index_keys(info, item)
-        old = self.stored_values()
-        if kind is ChangeKind.PUT and record.base is None and old is not None:
-            conditions.append(self.unique_condition(builder, old))
-        body: dict[str, Any] = {"TableName": self.table, "Item": item}
-        if conditions:
-            body["ConditionExpression"] = " AND ".join(conditions)
-        body.update(builder.params())
-        actions = [Action("Put", body), *self.guards(old, snapshot)]
-        return Planned(
-            record, change, self.table, actions, new_snapshot=snapshot, new_version=new_version
-        )
 
-    def delete(self, change: Change) -> Planned:
-        record = self.record
-        builder = ExpressionBuilder()
-        body: dict[str, Any] = {"TableName": self.table, "Key": key_item(self.info, record.key)}
-        old = self.stored_values()
-        if self.info.version is not None and record.base is not None:
-            body["ConditionExpression"] = self.version_condition(builder, self.read_version())
-        elif record.base is None and old is not None:
-            body["ConditionExpression"] = self.unique_condition(builder, old)
-        body.update(builder.params())
-        actions = [Action("Delete", body), *self.guards(old, None)]
-        return Planned(record, change, self.table, actions)
-
-    def update(self, change: Change, ops: list[Op], *, blind: bool) -> Planned:
-        record = self.record
-        info = self.info
-        builder = ExpressionBuilder()
-        sets: list[tuple[Path, AttributeValue]] = []
-        removes: list[Path] = []
-        adds: list[tuple[Path, AttributeValue]] = []
-        for op in ops:
-            if op.action == "REMOVE":
-                removes.append(op.path)
-            elif op.action == "SET":
-                sets.append((op.path, _encode_at(record, op.path, op.value)))
-            else:
-                adds.append((op.path, _encode_at(record, op.path, op.value)))
-        if info.indexes:
-            _check_index_keys(info, {str(path[0]): av for path, av in sets if len(path) == 1})
-        new_version = None
-        snapshot = None
-        if not blind:
-            assert record.snapshot is not None
-            written = {str(op.path[0]) for op in ops}
-            snapshot = record.codec.carry_absent(
-                record.snapshot, record.codec.snapshot(record.obj), written
-            )
-        if not blind and sum(_value_size(av) for _, av in sets) > _LARGE_CHANGE:
-            # Only a large change can push a stored item (≤ 400 KB) far over the limit;
-            # a full encode for every small update would double the planning cost.
-            _check_item_size(record.codec.encode_item(record.obj))
-        if info.version is not None and not blind:
-            read = self.read_version()
-            new_version = (read or 0) + 1
-            condition = self.version_condition(builder, read)
-            sets.append(((info.version,), {"N": str(new_version)}))
-            assert snapshot is not None
-            snapshot = _replace(snapshot, self.version_index(), new_version)
+def _unique_condition(record: Record, builder: ExpressionBuilder, values: tuple[Any, ...]) -> str:
+    """A condition: the unique fields still hold `values`, whose guards are released."""
+    info = record.info
+    parts = []
+    for field in info.unique:
+        value = _value_of(record, values, field)
+        name = builder.name(field)
+        if value is None:
+            parts.append(f"attribute_not_exists({name})")
         else:
-            condition = builder.exists(info.pk)
-            if info.version is not None:  # a blind update still moves the version on
-                adds.append(((info.version,), {"N": "1"}))
-        body: dict[str, Any] = {
-            "TableName": self.table,
-            "Key": key_item(info, record.key),
-            "UpdateExpression": builder.update(sets, removes, adds),
-            "ConditionExpression": condition,
-        }
-        body.update(builder.params())
-        add_fields = tuple(str(op.path[0]) for op in ops if op.action == "ADD")
-        guards = [] if blind else self.guards(record.snapshot, snapshot)
-        return Planned(
-            record,
-            change,
-            self.table,
-            [Action("Update", body), *guards],
-            new_snapshot=snapshot,
-            add_fields=add_fields,
-            new_version=new_version,
+            encoded = record.codec.types[field].encode(value, (field,))
+            assert encoded is not None
+            parts.append(f"{name} = {builder.value(encoded)}")
+    return " AND ".join(parts) or builder.exists(info.pk)
+
+
+def _guards(
+    record: Record, prefix: str, old: tuple[Any, ...] | None, new: tuple[Any, ...] | None
+) -> list[Action]:
+    """Claim and release actions for the unique fields whose value changes."""
+    info = record.info
+    actions: list[Action] = []
+    if not info.unique:
+        return actions
+    guard_table = prefix + GUARD_TABLE
+    owner = owner_text(info, record.key)
+    for field in info.unique:
+        before = _value_of(record, old, field)
+        after = _value_of(record, new, field)
+        if before == after and type(before) is type(after):
+            continue
+        if before is not None:
+            builder = ExpressionBuilder()
+            guard = builder.name(GUARD_OWNER)
+            body = {
+                "TableName": guard_table,
+                "Key": {GUARD_KEY: {"S": guard_key(info, field, before)}},
+                "ConditionExpression": f"attribute_not_exists({builder.name(GUARD_KEY)}) "
+                f"OR {guard} = {builder.value({'S': owner})}",
+                **builder.params(),
+            }
+            actions.append(Action("Delete", body, "release", field, before))
+        if after is not None:
+            builder = ExpressionBuilder()
+            item = {
+                GUARD_KEY: {"S": guard_key(info, field, after)},
+                GUARD_OWNER: {"S": owner},
+                **{f"key_{k}": v for k, v in key_item(info, record.key).items()},
+            }
+            # Claiming a guard the record already owns is fine (an overwrite).
+            body = {
+                "TableName": guard_table,
+                "Item": item,
+                "ConditionExpression": f"{builder.not_exists(GUARD_KEY)} OR "
+                f"{builder.name(GUARD_OWNER)} = {builder.value({'S': owner})}",
+                **builder.params(),
+            }
+            actions.append(Action("Put", body, "claim", field, after))
+    return actions
+
+
+def _plan_put(record: Record, kind: ChangeKind, prefix: str) -> Planned:
+    info = record.info
+    codec = record.codec
+    obj = record.obj
+    if key_of_object(info, obj) != record.key:
+        raise ValidationError(
+            f"{'/'.join(info.key_fields)} changed after the object entered the session; "
+            "keys are immutable: delete the record and add a new one"
         )
+    item = codec.encode_item(obj)
+    snapshot = codec.snapshot(obj)
+    builder = ExpressionBuilder()
+    conditions = []
+    new_version = None
+    if kind is ChangeKind.CREATE:
+        conditions.append(builder.not_exists(info.pk))
+    if info.version is not None:
+        read = _read_version(record) if record.base is not None else None
+        if kind is ChangeKind.PUT and read is not None:
+            # A loaded record deleted then added again: replace the version we read.
+            conditions.append(_version_condition(builder, info.version, read))
+            new_version = read + 1
+        else:
+            new_version = int(getattr(obj, info.version) or 0) + 1
+        item[info.version] = {"N": str(new_version)}
+        snapshot = _replace(snapshot, codec.index[info.version], new_version)
+    _check_item_size(item)
+    if info.indexes:
+        _check_index_keys(info, item)
+    old = _stored_values(record)
+    if kind is ChangeKind.PUT and record.base is None and old is not None:
+        conditions.append(_unique_condition(record, builder, old))
+    table = prefix + info.table
+    body: dict[str, Any] = {"TableName": table, "Item": item}
+    if conditions:
+        body["ConditionExpression"] = " AND ".join(conditions)
+        body.update(builder.params())
+    return Planned(
+        record,
+        kind,
+        _NO_OPS,
+        table,
+        [Action("Put", body), *_guards(record, prefix, old, snapshot)],
+        new_snapshot=snapshot,
+        new_version=new_version,
+    )
+
+
+def _plan_delete(record: Record, prefix: str) -> Planned:
+    info = record.info
+    table = prefix + info.table
+    body: dict[str, Any] = {"TableName": table, "Key": key_item(info, record.key)}
+    if info.version is None and not info.unique:
+        return Planned(record, ChangeKind.DELETE, _NO_OPS, table, [Action("Delete", body)])
+    builder = ExpressionBuilder()
+    old = _stored_values(record)
+    if info.version is not None and record.base is not None:
+        body["ConditionExpression"] = _version_condition(
+            builder, info.version, _read_version(record)
+        )
+    elif record.base is None and old is not None:
+        body["ConditionExpression"] = _unique_condition(record, builder, old)
+    body.update(builder.params())
+    actions = [Action("Delete", body), *_guards(record, prefix, old, None)]
+    return Planned(record, ChangeKind.DELETE, _NO_OPS, table, actions)
+
+
+def _encode_op(
+    types: Mapping[str, FieldType], codec: ModelCodec, path: Path, value: Any
+) -> AttributeValue:
+    """A SET or ADD operation's value, encoded as the type declared at its path."""
+    if len(path) == 1:
+        av = types[path[0]].encode(value, path)  # type: ignore[index]  # a field name
+    else:
+        kind = type_at(codec, path)
+        if not is_field(codec, path):
+            return kind.encode_element(value, path)
+        av = kind.encode(value, path)
+    if av is None:  # pragma: no cover - SET of None/empty is normalised to REMOVE
+        raise ValidationError(f"{format_path(path)}: nothing to set")
+    return av
+
+
+# Update expressions depend only on a change's shape (which paths get SET, REMOVE or
+# ADD, and how the version is checked), not on its values: a commit of many records
+# edited alike builds the expression text once. Bounded: cleared when full.
+_TEMPLATE_LIMIT = 256
+_PLACEHOLDER = {"N": "0"}  # stands for every value while a template is built
+
+
+@attrs.frozen(slots=True)
+class _Template:
+    update: str
+    condition: str
+    names: dict[str, str]
+    placeholders: tuple[str, ...]
+
+
+def _template(info: ModelInfo, shape: tuple[tuple[str, Path], ...], version: str) -> _Template:
+    """The expressions of an update of `shape`; `version` is "", "read", "unread" or "blind"."""
+    builder = ExpressionBuilder()
+    if version == "read":
+        condition = f"{builder.name(str(info.version))} = {builder.value(_PLACEHOLDER)}"
+    elif version == "unread":
+        condition = f"attribute_not_exists({builder.name(str(info.version))})"
+    else:
+        condition = builder.exists(info.pk)
+    sets = [(path, _PLACEHOLDER) for action, path in shape if action == "SET"]
+    removes = [path for action, path in shape if action == "REMOVE"]
+    adds = [(path, _PLACEHOLDER) for action, path in shape if action == "ADD"]
+    if version in ("read", "unread"):
+        sets.append(((str(info.version),), _PLACEHOLDER))
+    elif version == "blind":
+        adds.append(((str(info.version),), _PLACEHOLDER))
+    update = builder.update(sets, removes, adds)
+    _check_expressions({"UpdateExpression": update, "ConditionExpression": condition})
+    return _Template(update, condition, builder.names, tuple(builder.values))
+
+
+_TEMPLATES: dict[tuple[Any, ...], _Template] = {}
+
+
+def _new_template(
+    key: tuple[Any, ...], info: ModelInfo, ops: Sequence[OpLike], version: str
+) -> _Template:
+    template = _template(info, tuple((op[0], op[1]) for op in ops), version)
+    if len(_TEMPLATES) >= _TEMPLATE_LIMIT:
+        _TEMPLATES.clear()
+    _TEMPLATES[key] = template
+    return template
+
+
+def _plan_update(record: Record, ops: Sequence[OpLike], prefix: str, *, blind: bool) -> Planned:
+    info = record.info
+    codec = record.codec
+    types = codec.types
+    shape: list[Any] = [info.cls]  # the template's cache key: model, ops, version
+    set_values: list[AttributeValue] = []
+    add_values: list[AttributeValue] = []
+    size = 0  # an upper bound of the SET values' bytes
+    # Once confirmed, only the written fields change: the others keep their
+    # snapshot entries, `Absent` marks included.
+    snapshot = None if blind else list(record.snapshot or ())
+    obj = record.obj
+    index = codec.index
+    for op in ops:
+        action = op[0]
+        path = op[1]
+        shape.append(action)
+        shape.append(path)
+        if action == "SET":
+            av = _encode_op(types, codec, path, op[2])
+            set_values.append(av)
+            size += _size_bound(av)
+        elif action == "ADD":
+            add_values.append(_encode_op(types, codec, path, op[2]))
+        if snapshot is not None:
+            name = path[0]
+            snapshot[index[name]] = types[name].clone(getattr(obj, name))
+    if info.indexes:
+        tops = [op for op in ops if op[0] == "SET"]
+        _check_index_keys(
+            info, {op[1][0]: av for op, av in zip(tops, set_values, strict=True) if len(op[1]) == 1}
+        )
+    if size > _LARGE_CHANGE and not blind:
+        # Only a large change can push a stored item (≤ 400 KB) far over the limit;
+        # a full encode for every small update would double the planning cost.
+        _check_item_size(codec.encode_item(obj))
+    if info.version is None:
+        version = ""
+        values = set_values + add_values if add_values else set_values
+        new_version = None
+    else:
+        version, values, new_version = _version_values(record, blind, set_values, add_values)
+        if snapshot is not None:
+            snapshot[index[info.version]] = new_version
+    shape.append(version)
+    template = _TEMPLATES.get(key := tuple(shape)) or _new_template(key, info, ops, version)
+    table = prefix + info.table
+    body: dict[str, Any] = {
+        "TableName": table,
+        "Key": key_item(info, record.key),
+        "UpdateExpression": template.update,
+        "ConditionExpression": template.condition,
+        "ExpressionAttributeNames": template.names,
+    }
+    if values:
+        body["ExpressionAttributeValues"] = dict(zip(template.placeholders, values, strict=True))
+    new = None if snapshot is None else tuple(snapshot)
+    actions = [Action("Update", body)]
+    if info.unique and not blind:
+        actions += _guards(record, prefix, record.snapshot, new)
+    adds = tuple(op[1][0] for op in ops if op[0] == "ADD") if add_values else ()
+    return Planned(record, ChangeKind.UPDATE, ops, table, actions, new, adds, new_version)
+
+
+def _version_values(
+    record: Record,
+    blind: bool,
+    set_values: list[AttributeValue],
+    add_values: list[AttributeValue],
+) -> tuple[str, list[AttributeValue], int | None]:
+    """How a versioned record's update checks and moves its version: template kind,
+    every value in placeholder order, and the version once confirmed (if known)."""
+    if blind:  # moves the version on, whatever it is
+        return "blind", [*set_values, *add_values, {"N": "1"}], None
+    read = _read_version(record)
+    new_version = (read or 0) + 1
+    values = [{"N": str(read)}] if read is not None else []
+    values += [*set_values, {"N": str(new_version)}, *add_values]
+    return ("unread" if read is None else "read"), values, new_version
 
 
 def _replace(values: tuple[Any, ...], index: int, value: Any) -> tuple[Any, ...]:
@@ -556,20 +679,26 @@ def plan_record(record: Record, prefix: str) -> Planned | None:
             model, key and the problem.
     """
     try:
-        net = net_change(record)
-        if net is None:
-            return None
-        kind, ops = net
-        change = _change(record, kind, ops)
-        planner = _Planner(record, prefix)
-        if kind is ChangeKind.DELETE:
-            planned = planner.delete(change)
-        elif kind in (ChangeKind.PUT, ChangeKind.CREATE):
-            planned = planner.put(kind, change)
+        state = record.state
+        checked = 0  # actions whose expressions are known to fit DynamoDB's limit
+        if state is RecordState.LOADED:
+            ops = loaded_ops(record)
+            if not ops:
+                return None
+            planned = _plan_update(record, ops, prefix, blind=False)
+            checked = 1  # the update's template was checked when it was built
+        elif state is RecordState.DELETED:
+            planned = _plan_delete(record, prefix)
+        elif state is RecordState.BLIND:
+            planned = _plan_update(record, record.blind, prefix, blind=True)
+            checked = 1
         else:
-            planned = planner.update(change, ops, blind=record.state is RecordState.BLIND)
-        for action in planned.actions:
-            _check_expressions(action.body)
+            kind = ChangeKind.CREATE if state is RecordState.NEW else ChangeKind.PUT
+            planned = _plan_put(record, kind, prefix)
+        actions = planned.actions
+        if len(actions) > checked:
+            for action in actions[checked:]:
+                _check_expressions(action.body)
         return planned
     except ValidationError as exc:
         raise _fail(record, exc) from exc
@@ -622,6 +751,25 @@ def make_plan(records: Iterable[Record], prefix: str, *, atomic: bool = False) -
         ValidationError: the first record that cannot be written, or an atomic
             commit over DynamoDB's transaction limits; nothing is sent.
     """
+    records = records if isinstance(records, Sequence) else list(records)
+    if len(records) < _GC_PAUSE_FROM or not gc.isenabled():
+        return _make_plan(records, prefix, atomic=atomic)
+    # Planning allocates several containers per record and creates no reference
+    # cycles, so the cyclic collector has nothing to find here; pausing it saves its
+    # repeated scans of the new objects (about a tenth of the planning time of a
+    # large commit, see benchmarks/cpu_cost.py). It runs again as soon as we return.
+    gc.disable()
+    try:
+        return _make_plan(records, prefix, atomic=atomic)
+    finally:
+        gc.enable()
+
+
+# Commits of fewer records than this leave the collector alone: too little to gain.
+_GC_PAUSE_FROM = 1000
+
+
+def _make_plan(records: Sequence[Record], prefix: str, *, atomic: bool) -> Plan:
     entries: list[Planned] = []
     update_batch: list[Planned] = []
     remove_batch: list[Planned] = []
@@ -632,10 +780,12 @@ def make_plan(records: Iterable[Record], prefix: str, *, atomic: bool = False) -
         if planned is None:
             continue
         entries.append(planned)
-        removing = planned.change.kind is ChangeKind.DELETE
         if atomic:
             continue
-        if planned.batchable:
+        removing = planned.kind is ChangeKind.DELETE
+        if planned.kind is ChangeKind.UPDATE and len(planned.actions) == 1:
+            updates.append(Request("UpdateItem", (planned,)))
+        elif planned.batchable:
             (remove_batch if removing else update_batch).append(planned)
         elif len(planned.actions) > 1:
             (removes if removing else updates).append(Request("TransactWriteItems", (planned,)))

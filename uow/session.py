@@ -459,8 +459,27 @@ class Session:
         always goes to DynamoDB; a clean mapped object is refreshed in place,
         one with pending changes keeps them.
         """
-        self._guard("get()")
+        if self._state is not SessionState.OPEN:
+            self._guard("get()")
         info = info_of(model)
+        # The fast path: a hit on a key whose values have the stored types needs no
+        # checks (`Key` is a tuple, so a plain tuple finds it; a bool would find an
+        # int key, hence the type test). Anything else takes the checked path below.
+        try:
+            record = self._records.get((info.table, pk, sk))  # type: ignore[call-overload]
+        except TypeError:  # an unhashable value; key_of says what is wrong with it
+            record = None
+        if (
+            record is not None
+            and record.info is info
+            and record.state is not RecordState.BLIND
+            and type(pk) is type(record.key.pk)
+            and type(sk) is type(record.key.sk)
+            and self._store.cache
+            and not reads_bypass_cache()
+        ):
+            self._hits += 1
+            return record.visible  # type: ignore[no-any-return]  # the record's object is a T
         key = key_of(info, pk, sk)
         record = self._records.get(key)
         if record is not None and record.info is not info:
@@ -1037,7 +1056,7 @@ def _apply_to(codec: ModelCodec, obj: Any, ops: Sequence[Op], adds: dict[str, An
 def _result(outcome: Outcome, elapsed: float) -> CommitResult:
     counts = dict.fromkeys(ChangeKind, 0)
     for planned, _ in outcome.succeeded:
-        counts[planned.change.kind] += 1
+        counts[planned.kind] += 1
     return CommitResult(
         created=counts[ChangeKind.CREATE],
         put=counts[ChangeKind.PUT],
