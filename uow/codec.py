@@ -121,6 +121,17 @@ def _float_text(value: float, path: Path) -> str:
     return text
 
 
+def _decimal_text(value: Decimal, path: Path) -> str:
+    """A Decimal as DynamoDB's number text, checked against its limits."""
+    if value.is_finite():
+        digits, exponent = value.as_tuple()[1:]
+        # ≤ 38 digits at a modest exponent: no limit can be reached (the magnitude
+        # stays between 1E-90 and 1E+125), so the full check is not needed.
+        if len(digits) <= _MAX_DIGITS and -90 <= int(exponent) <= 87:
+            return str(value)
+    return _check_number_text(str(value), path)
+
+
 def _number_from_text(text: str) -> int | float:
     """An untyped DynamoDB number: int when written as an integer, else float."""
     if "." in text or "e" in text or "E" in text:
@@ -257,7 +268,7 @@ class _Decimal(FieldType):
         if value is None:
             return None
         if isinstance(value, Decimal):
-            return {"N": _check_number_text(str(value), path)}
+            return {"N": _decimal_text(value, path)}
         if isinstance(value, int) and not isinstance(value, bool):
             return {"N": _int_text(value, path)}
         raise _type_error("Decimal", value, path)
@@ -755,7 +766,13 @@ class ModelCodec:
         }
         self.names: tuple[str, ...] = tuple(self.types)
         self.index: dict[str, int] = {name: i for i, name in enumerate(self.names)}
+        # name -> (index, how to copy a value for a snapshot; None: it is immutable)
+        self.copiers: dict[str, tuple[int, Callable[[Any], Any] | None]] = {
+            name: (i, None if _immutable(kind) else kind.clone)
+            for i, (name, kind) in enumerate(self.types.items())
+        }
         self._pairs = tuple(self.types.items())
+        self._fields = tuple((name, kind, (name,)) for name, kind in self._pairs)
         self._snapshot, self._diff = _compile(self)
 
     def encode_map(self, obj: Any, path: Path = ()) -> AttributeValue:
@@ -765,8 +782,14 @@ class ModelCodec:
     def encode_item(self, obj: Any, path: Path = ()) -> Item:
         """Encode `obj` as an item: absent attributes are left out."""
         item: Item = {}
-        for name, kind in self._pairs:
-            av = kind.encode(getattr(obj, name), (*path, name))
+        if path:
+            for name, kind in self._pairs:
+                av = kind.encode(getattr(obj, name), (*path, name))
+                if av is not None:
+                    item[name] = av
+            return item
+        for name, kind, where in self._fields:
+            av = kind.encode(getattr(obj, name), where)
             if av is not None:
                 item[name] = av
         return item
@@ -877,6 +900,31 @@ def _field_diff(kind: FieldType, path: Path, old: Any, new: Any, out: list[DiffO
     kind.diff(old, new, path, out, field=True)
 
 
+def _shallow_same(old: Any, new: Any) -> bool:
+    """True when `new` is a dict or list holding exactly the objects `old` holds.
+
+    A snapshot shares immutable elements with the object, so an untouched
+    container of strings and numbers passes this without a full diff. False
+    means "maybe changed": the field's type then diffs it properly.
+    """
+    kind = type(new)
+    if kind is not type(old) or len(new) != len(old):
+        return False
+    if kind is dict:
+        get = old.get
+        missing = _MISSING
+        for key, value in new.items():  # noqa: SIM110 - no generator: it runs per record
+            if get(key, missing) is not value:
+                return False
+        return True
+    if kind is list:
+        for before, after in zip(old, new, strict=True):  # noqa: SIM110 - as above
+            if before is not after:
+                return False
+        return True
+    return False
+
+
 def _immutable(kind: FieldType) -> bool:
     """True for a type whose values are never copied: a snapshot shares them."""
     if isinstance(kind, _Optional):
@@ -905,7 +953,11 @@ def _compile(codec: ModelCodec) -> tuple[_SnapshotFn, _DiffFn]:
     names = codec.names
     if not names:
         return (lambda obj: ()), (lambda snapshot, obj, out: None)
-    scope: dict[str, Any] = {"_field_diff": _field_diff}
+    scope: dict[str, Any] = {
+        "Absent": Absent,
+        "_field_diff": _field_diff,
+        "_shallow_same": _shallow_same,
+    }
     copies = []
     lines = [
         "def diff(snapshot, obj, out):",
@@ -924,19 +976,26 @@ def _compile(codec: ModelCodec) -> tuple[_SnapshotFn, _DiffFn]:
         lines.append(f"    v = {value}")
         if _immutable(kind):
             # Same type, different value: a plain SET (neither is None, nothing is
-            # empty); a change of type (None, an int in a float field, `Absent`)
-            # goes through the type's own rules.
+            # empty); a stored value set to None: a REMOVE; any other change of
+            # type (an int in a float field, `Absent`) goes through the type's rules.
             copies.append(value)
             lines.append(f"    if v is not s{i}:")
-            lines.append(f"        if type(v) is not type(s{i}):")
+            lines.append(f"        if type(v) is type(s{i}):")
+            lines.append(f"            if v != s{i}:")
+            lines.append(f"                out.append(('SET', p{i}, v, k{i}))")
+            lines.append(f"        elif v is None and type(s{i}) is not Absent:")
+            lines.append(f"            out.append(('REMOVE', p{i}, None, k{i}))")
+            lines.append("        else:")
             lines.append(f"            _field_diff(k{i}, p{i}, s{i}, v, out)")
-            lines.append(f"        elif v != s{i}:")
-            lines.append(f"            out.append(('SET', p{i}, v, k{i}))")
         else:
             copies.append(f"c{i}({value})")
             test = f"v is not s{i}"
             if _flat_set(kind):
                 test += f" and (type(v) is not type(s{i}) or v != s{i})"
+            elif isinstance(
+                kind.inner if isinstance(kind, _Optional) else kind, _List | _Dict | _Any
+            ):
+                test += f" and not _shallow_same(s{i}, v)"
             lines.append(f"    if {test}:")
             lines.append(f"        _field_diff(k{i}, p{i}, s{i}, v, out)")
     lines.append("def snapshot(obj):")

@@ -48,9 +48,16 @@ class ModelInfo:
     # The primary-key field names: `(pk,)` or `(pk, sk)` (read on every planned write).
     key_fields: tuple[str, ...] = attrs.field(init=False)
 
+    # Fields uow manages: the key and the version (no change by assignment).
+    managed: frozenset[str] = attrs.field(init=False)
+
     @key_fields.default
     def _key_fields(self) -> tuple[str, ...]:
         return (self.pk,) if self.sk is None else (self.pk, self.sk)
+
+    @managed.default
+    def _managed(self) -> frozenset[str]:
+        return frozenset((*self.key_fields, *([self.version] if self.version else [])))
 
 
 def model(

@@ -222,6 +222,18 @@ def _fail(record: Record, exc: ValidationError) -> ValidationError:
 
 
 def _check_item_size(item: Item) -> None:
+    # A quick upper bound first (strings and numbers are most of an item, and
+    # sized without encoding them): most items are far below the limit.
+    bound = 0
+    for name, av in item.items():
+        text = av.get("S")
+        if text is None:
+            text = av.get("N")
+            bound += 4 * len(name) + (_value_size(av) if text is None else len(text) + 2)
+        else:
+            bound += 4 * (len(name) + len(text))
+    if bound <= ITEM_SIZE_LIMIT:
+        return
     size = item_size(item)
     if size > ITEM_SIZE_LIMIT:
         raise ValidationError(
@@ -285,18 +297,19 @@ def loaded_ops(record: Record) -> list[OpLike]:
     if not ops:
         return ops
     info = record.info
+    managed = info.managed
     adds = record.adds
     for n, op in enumerate(ops):
         path = op[1]
         head = path[0]
-        if head in info.key_fields:
+        if head in managed:
+            if head == info.version:
+                raise ValidationError(
+                    f"the version field {info.version!r} is managed by uow; do not assign it"
+                )
             raise ValidationError(
                 f"key field {head!r} changed on a loaded object; keys are immutable: "
                 "delete the record and add a new one"
-            )
-        if head == info.version:
-            raise ValidationError(
-                f"the version field {info.version!r} is managed by uow; do not assign it"
             )
         if adds and op[0] == "SET" and len(path) == 1 and head in adds:
             delta = adds[head]
@@ -598,30 +611,28 @@ def _plan_update(record: Record, ops: Sequence[OpLike], prefix: str, *, blind: b
     # snapshot entries, `Absent` marks included.
     snapshot = None if blind else list(record.snapshot or ())
     obj = record.obj
-    index = codec.index
+    copiers = codec.copiers
     for op in ops:
         action = op[0]
         path = op[1]
         shape.append(action)
         shape.append(path)
         if action == "SET":
-            av = _encode_op(types, codec, path, op[2])
+            av = types[path[0]].encode(op[2], path) if len(path) == 1 else None
+            if av is None:  # a nested path, or (never) nothing to set: the general way
+                av = _encode_op(types, codec, path, op[2])
             set_values.append(av)
-            size += _size_bound(av)
+            text = av.get("S")
+            size += 4 * len(text) if text is not None else _size_bound(av)
         elif action == "ADD":
             add_values.append(_encode_op(types, codec, path, op[2]))
         if snapshot is not None:
             name = path[0]
-            snapshot[index[name]] = types[name].clone(getattr(obj, name))
-    if info.indexes:
-        tops = [op for op in ops if op[0] == "SET"]
-        _check_index_keys(
-            info, {op[1][0]: av for op, av in zip(tops, set_values, strict=True) if len(op[1]) == 1}
-        )
-    if size > _LARGE_CHANGE and not blind:
-        # Only a large change can push a stored item (≤ 400 KB) far over the limit;
-        # a full encode for every small update would double the planning cost.
-        _check_item_size(codec.encode_item(obj))
+            at, copy = copiers[name]
+            value = getattr(obj, name)
+            snapshot[at] = value if copy is None else copy(value)
+    if info.indexes or (size > _LARGE_CHANGE and not blind):
+        _check_update(record, ops, set_values, size, blind=blind)
     if info.version is None:
         version = ""
         values = set_values + add_values if add_values else set_values
@@ -629,7 +640,7 @@ def _plan_update(record: Record, ops: Sequence[OpLike], prefix: str, *, blind: b
     else:
         version, values, new_version = _version_values(record, blind, set_values, add_values)
         if snapshot is not None:
-            snapshot[index[info.version]] = new_version
+            snapshot[codec.index[info.version]] = new_version
     shape.append(version)
     template = _TEMPLATES.get(key := tuple(shape)) or _new_template(key, info, ops, version)
     table = prefix + info.table
@@ -648,6 +659,27 @@ def _plan_update(record: Record, ops: Sequence[OpLike], prefix: str, *, blind: b
         actions += _guards(record, prefix, record.snapshot, new)
     adds = tuple(op[1][0] for op in ops if op[0] == "ADD") if add_values else ()
     return Planned(record, ChangeKind.UPDATE, ops, table, actions, new, adds, new_version)
+
+
+def _check_update(
+    record: Record,
+    ops: Sequence[OpLike],
+    set_values: list[AttributeValue],
+    size: int,
+    *,
+    blind: bool,
+) -> None:
+    """The checks only some updates need: index keys, and the item size after a large change."""
+    info = record.info
+    if info.indexes:
+        tops = [op for op in ops if op[0] == "SET"]
+        _check_index_keys(
+            info, {op[1][0]: av for op, av in zip(tops, set_values, strict=True) if len(op[1]) == 1}
+        )
+    if size > _LARGE_CHANGE and not blind:
+        # Only a large change can push a stored item (≤ 400 KB) far over the limit;
+        # a full encode for every small update would double the planning cost.
+        _check_item_size(record.codec.encode_item(record.obj))
 
 
 def _version_values(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import attrs
 import pytest
 import pytest_asyncio
 from boto3.dynamodb.conditions import Attr, Key
@@ -297,3 +298,51 @@ class TestCacheBypass:
         await session.refresh(user)
         assert user.name == "theirs"
         assert not session.is_dirty(user)
+
+
+@uow.model(table="counters", pk="number")
+@attrs.define
+class Counter:
+    """A record keyed by an int."""
+
+    number: int
+    hits: int = 0
+
+
+class TestGetFromTheMap:
+    """`get` answers from the map without a request, and checks the key it is given."""
+
+    async def test_a_mapped_key_needs_no_request(self, uow_session: uow.Session) -> None:
+        """A record in the map comes back as the same object, counted as a hit."""
+        counter = Counter(1)
+        uow_session.add(counter)
+        assert await uow_session.get(Counter, 1) is counter
+        assert uow_session.read_stats.hits == 1
+        assert uow_session.read_stats.requests == {}
+
+    async def test_a_bool_is_not_an_int_key(self, uow_session: uow.Session) -> None:
+        """`True == 1` in Python, but `True` is not a key value: refused, not served from the map."""
+        uow_session.add(Counter(1))
+        with pytest.raises(uow.ValidationError, match="key values must be str, int or bytes"):
+            await uow_session.get(Counter, True)
+
+    @pytest.mark.parametrize("pk", [["u1"], {"u1"}, 1.5, None])
+    async def test_a_key_of_the_wrong_kind_is_refused(
+        self, uow_session: uow.Session, pk: object
+    ) -> None:
+        """Unhashable or non-key values get the key error, before any request."""
+        with pytest.raises(uow.ValidationError, match=r"User\.user_id"):
+            await uow_session.get(User, pk)
+        assert uow_session.read_stats.requests == {}
+
+    async def test_a_model_sharing_the_table_is_told_apart(self, uow_session: uow.Session) -> None:
+        """The map answers only for the model that holds the key."""
+
+        @uow.model(table="counters", pk="number")
+        @attrs.define
+        class Other:
+            number: int
+
+        uow_session.add(Counter(1))
+        with pytest.raises(uow.UsageError, match="held by a Counter, not a Other"):
+            await uow_session.get(Other, 1)

@@ -746,3 +746,95 @@ class TestAnyIsLossy:
         """The documented lossy cases read back as what DynamoDB holds."""
         decoded = CODEC.decode_item(CODEC.encode_item(Everything(id="e1", anything=value)))
         assert decoded.anything == expected
+
+
+class TestGeneratedDiff:
+    """The per-model diff takes shortcuts; each keeps the result of the full diff."""
+
+    @pytest.mark.parametrize(
+        ("field", "before", "after"),
+        [
+            pytest.param("anything", {"a": 1}, {"a": True}, id="int-to-bool-in-any-map"),
+            pytest.param("anything", [1, 2], [1, True], id="int-to-bool-in-any-list"),
+            pytest.param("anything", {"a": 1}, {"a": 1.0}, id="int-to-float-in-any-map"),
+            pytest.param("doc", {"a": 0}, {"a": False}, id="zero-to-false-in-map"),
+            pytest.param("doc", {"a": {"b": 1}}, {"a": {"b": True}}, id="nested-map"),
+            pytest.param("words", ["a", "b"], ["a", "c"], id="list-element"),
+            pytest.param("doc", {"a": 1}, {"b": 1}, id="map-key-renamed"),
+        ],
+    )
+    def test_equal_in_python_but_stored_differently(
+        self, field: str, before: Any, after: Any
+    ) -> None:
+        """`True == 1`, yet DynamoDB stores a BOOL, not a number: the diff sees the change."""
+        obj = Everything(id="e1", **{field: before})
+        snapshot = CODEC.snapshot(obj)
+        setattr(obj, field, copy.deepcopy(after))
+        assert diff_of(snapshot, obj) != []
+
+    def test_untouched_containers_have_no_diff(self) -> None:
+        """Maps and lists holding the snapshot's own values (nothing changed) diff to nothing."""
+        obj = Everything(id="e1", doc={"a": 1, "b": [1, 2]}, anything=["x", 2], words=["w"])
+        assert diff_of(CODEC.snapshot(obj), obj) == []
+
+    @pytest.mark.parametrize(
+        ("field", "before"),
+        [
+            pytest.param("text", "x", id="str"),
+            pytest.param("count", 3, id="int"),
+            pytest.param("maybe", "x", id="optional-str"),
+            pytest.param("status", Status.PAID, id="enum"),
+        ],
+    )
+    def test_a_value_set_to_none_is_removed(self, field: str, before: Any) -> None:
+        """Setting a stored scalar to `None` removes the attribute."""
+        obj = Everything(id="e1", **{field: before})
+        snapshot = CODEC.snapshot(obj)
+        setattr(obj, field, None)
+        assert [(a, p) for a, p, *_ in diff_of(snapshot, obj)] == [("REMOVE", (field,))]
+
+    def test_an_int_equal_to_the_stored_float_is_no_change(self) -> None:
+        """A float field given the same number as an int stores the same number: no write."""
+        obj = Everything(id="e1", ratio=2.0)
+        snapshot = CODEC.snapshot(obj)
+        obj.ratio = 2
+        assert diff_of(snapshot, obj) == []
+
+    def test_same_type_new_value_is_a_set(self) -> None:
+        """A scalar replaced by another value of its type is one SET of the new value."""
+        obj = Everything(id="e1", text="a", count=1)
+        snapshot = CODEC.snapshot(obj)
+        obj.text, obj.count = "b", 2
+        assert [(a, p, v) for a, p, v, _ in diff_of(snapshot, obj)] == [
+            ("SET", ("text",), "b"),
+            ("SET", ("count",), 2),
+        ]
+
+    @pytest.mark.parametrize(
+        ("value", "accepted"),
+        [
+            pytest.param(Decimal("1E125"), True, id="largest-power"),
+            pytest.param(Decimal("9.99E125"), True, id="just-below-the-maximum"),
+            pytest.param(Decimal("1E-130"), True, id="smallest"),
+            pytest.param(Decimal("1" * 38 + "0"), True, id="38-significant-and-a-zero"),
+            pytest.param(Decimal("1" * 38 + "E+87"), True, id="38-digits-at-the-fast-bound"),
+            pytest.param(Decimal("1" * 38 + "E+88"), True, id="38-digits-past-the-fast-bound"),
+            pytest.param(Decimal("1" * 38 + "E+89"), False, id="38-digits-past-the-maximum"),
+            pytest.param(Decimal("1E-131"), False, id="too-small"),
+        ],
+    )
+    def test_decimal_limits_around_the_quick_check(self, value: Decimal, accepted: bool) -> None:
+        """Decimals inside the quick check's bounds and just outside them meet DynamoDB's rules."""
+        obj = Everything(id="e1", amount=value)
+        if accepted:
+            assert CODEC.encode_item(obj)["amount"] == {"N": str(value)}
+        else:
+            with pytest.raises(ValidationError):
+                CODEC.encode_item(obj)
+
+    def test_an_unstored_field_set_to_none_is_no_change(self) -> None:
+        """A field the stored item lacks, set to `None`: nothing to remove, so no operation."""
+        obj, snapshot = CODEC.read({"id": {"S": "e1"}})
+        assert obj.text == ""  # the default, marked as not stored in the snapshot
+        obj.text = None
+        assert diff_of(snapshot, obj) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import math
 from collections.abc import Callable
 from decimal import Decimal
@@ -15,6 +16,7 @@ from uow import ChangeKind, Key, ValidationError
 from uow.changes import Op
 from uow.codec import Item, codec_for
 from uow.identity import Record, RecordState
+from uow.model import info_of
 from uow.plan import (
     BATCH_WRITE_LIMIT,
     GUARD_TABLE,
@@ -605,3 +607,126 @@ class TestItemSize:
     def test_size(self, item: Item, size: int) -> None:
         """An item's size is its attribute names plus values, with the documented overheads."""
         assert item_size(item) == size
+
+
+class TestSharedTemplates:
+    """Updates of one shape share their expression text; values stay per record."""
+
+    def test_records_edited_alike_share_expressions_not_values(self) -> None:
+        """Two records with the same change get the same expressions and their own values."""
+        first = records.mutated(_user(user_id="u1", name="a"), lambda u: setattr(u, "name", "A"))
+        second = records.mutated(_user(user_id="u2", name="b"), lambda u: setattr(u, "name", "B"))
+        one, two = make_plan([first, second], PREFIX).entries
+        assert body(one)["UpdateExpression"] is body(two)["UpdateExpression"]
+        assert body(one)["Key"] != body(two)["Key"]
+        assert records.read_update(body(one)) == {
+            ("SET", "name", (("S", "A"),)),
+            ("SET", "version", (("N", "1"),)),
+        }
+        assert records.read_update(body(two)) == {
+            ("SET", "name", (("S", "B"),)),
+            ("SET", "version", (("N", "1"),)),
+        }
+
+    @pytest.mark.parametrize(
+        ("make", "condition"),
+        [
+            pytest.param(
+                lambda: records.mutated(_user(version=3), lambda u: setattr(u, "name", "A")),
+                "version = 3",
+                id="read-version",
+            ),
+            pytest.param(
+                lambda: records.mutated(_user(), lambda u: setattr(u, "name", "A")),
+                "version = 0",
+                id="version-zero",
+            ),
+            pytest.param(
+                lambda: records.blind(User, "u1", None, Op("SET", ("name",), "A")),
+                "exists user_id",
+                id="blind",
+            ),
+            pytest.param(
+                lambda: records.mutated(order(), lambda o: setattr(o, "total", Decimal(2))),
+                "exists customer_id",
+                id="no-version",
+            ),
+        ],
+    )
+    def test_the_condition_follows_the_version(
+        self, make: Callable[[], Record], condition: str
+    ) -> None:
+        """The same changed paths under different version rules get different conditions."""
+        entry = only(make_plan([make()], PREFIX))
+        params = body(entry)
+        names = params["ExpressionAttributeNames"]
+        values = params.get("ExpressionAttributeValues", {})
+        text = params["ConditionExpression"]
+        for placeholder, name in names.items():
+            text = text.replace(placeholder, name)
+        for placeholder, value in values.items():
+            text = text.replace(placeholder, value.get("N", "?"))
+        readable = text.replace("attribute_exists(", "exists ").rstrip(")")
+        assert readable == condition
+
+    def test_many_shapes_stay_correct(self) -> None:
+        """More shapes than the template cache holds: each update still says what changed."""
+        made = []
+        for n in range(600):
+            obj = Everything(id=f"e{n}", doc={})
+            record = records.loaded(obj)
+            obj.doc[f"key{n}"] = n
+            made.append(record)
+        for n, entry in enumerate(make_plan(made, PREFIX).entries):
+            assert records.read_update(body(entry)) == {("SET", f"doc.key{n}", (("N", str(n)),))}
+
+
+class TestSnapshotOnceConfirmed:
+    """An update's confirmed snapshot changes only the fields it writes."""
+
+    def test_unwritten_fields_keep_their_entries(self) -> None:
+        """Fields the update does not write keep their snapshot entries, `Absent` marks included."""
+        obj, snapshot = EVERYTHING.read({"id": {"S": "e1"}, "text": {"S": "t"}})
+        record = Record(
+            Key("everything", "e1"),
+            info_of(Everything),
+            EVERYTHING,
+            RecordState.LOADED,
+            obj,
+            obj,
+            snapshot,
+        )
+        obj.text = "new"
+        entry = only(make_plan([record], PREFIX))
+        assert entry.new_snapshot is not None
+        for name, before, after in zip(EVERYTHING.names, snapshot, entry.new_snapshot, strict=True):
+            if name == "text":
+                assert after == "new"
+            else:
+                assert after is before, name
+
+
+class TestCollector:
+    """Planning a large commit pauses the cyclic garbage collector, and only while it plans."""
+
+    @pytest.mark.parametrize("enabled", [True, False])
+    def test_collector_state_is_kept(self, enabled: bool) -> None:
+        """After planning, the collector is enabled exactly when it was before."""
+        made = [records.new(Everything(id=f"e{n}")) for n in range(1_500)]
+        was = gc.isenabled()
+        try:
+            (gc.enable if enabled else gc.disable)()
+            plan = make_plan(made, PREFIX)
+            assert gc.isenabled() is enabled
+        finally:
+            (gc.enable if was else gc.disable)()
+        assert len(plan.entries) == 1_500
+
+    def test_collector_is_enabled_after_a_failed_plan(self) -> None:
+        """A record that cannot be written stops planning; the collector runs again."""
+        made = [records.new(Everything(id=f"e{n}")) for n in range(1_500)]
+        made.append(records.new(Everything(id="bad", ratio=math.inf)))
+        assert gc.isenabled()
+        with pytest.raises(ValidationError, match="not finite"):
+            make_plan(made, PREFIX)
+        assert gc.isenabled()
