@@ -167,10 +167,20 @@ async def load_session(session: Any, store: Any, table: str) -> dict[str, Any]:
         params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
-async def _uow(backend: Backend, workload: Workload, client: str) -> Row:
+async def _uow(backend: Backend, workload: Workload, client: str, concurrency: int) -> Row:
     overwrite = client == UOW_OVERWRITE
+    if concurrency == CONCURRENCY:
+        return await _uow_on(backend.store, backend, workload, client, overwrite=overwrite)
+    from uow.testing import local_store
+
+    async with local_store(backend.endpoint, max_concurrency=concurrency) as store:
+        return await _uow_on(store, backend, workload, client, overwrite=overwrite)
+
+
+async def _uow_on(
+    store: Any, backend: Backend, workload: Workload, client: str, *, overwrite: bool
+) -> Row:
     async with backend.table(workload.seeded) as table:
-        store = backend.store
         session = store.session()
         loaded = await load_session(session, store, table)
         assert len(loaded) == len(workload.seeded)
@@ -196,7 +206,9 @@ async def _uow(backend: Backend, workload: Workload, client: str) -> Row:
 # -- aioboto3 ----------------------------------------------------------------------------
 
 
-async def _aioboto3(backend: Backend, workload: Workload, client_name: str) -> Row:
+async def _aioboto3(
+    backend: Backend, workload: Workload, client_name: str, concurrency: int
+) -> Row:
     tuned = client_name in (TUNED, TUNED_BATCHED)
     client = backend.tuned if tuned else backend.plain
     async with backend.table(workload.seeded) as table:
@@ -209,7 +221,9 @@ async def _aioboto3(backend: Backend, workload: Workload, client_name: str) -> R
             run = lambda: _structnosql(client, table, loaded, changes)  # noqa: E731 - a thunk
         else:
             create_only = client_name == TUNED
-            run = lambda: _tuned(client, table, loaded, changes, create_only=create_only)  # noqa: E731 - a thunk
+            run = lambda: _tuned(  # noqa: E731 - a thunk
+                client, table, loaded, changes, create_only=create_only, concurrency=concurrency
+            )
         with backend.window() as window:
             await run()
         await _verify(backend, table, workload)
@@ -237,9 +251,10 @@ async def _tuned(
     changes: list[tuple[str, int]],
     *,
     create_only: bool,
+    concurrency: int = CONCURRENCY,
 ) -> None:
     """Everything concurrent under a semaphore; deletes (and, if allowed, puts) batched by 25."""
-    limit = asyncio.Semaphore(CONCURRENCY)
+    limit = asyncio.Semaphore(concurrency)
 
     async def send(method: Any, params: dict[str, Any]) -> None:
         async with limit:
@@ -281,7 +296,9 @@ async def _structnosql(
 # -- boto3 batch_writer --------------------------------------------------------------------
 
 
-async def _batch_writer(backend: Backend, workload: Workload, client_name: str) -> Row:
+async def _batch_writer(
+    backend: Backend, workload: Workload, client_name: str, concurrency: int
+) -> Row:
     async with backend.table(workload.seeded) as table_name:
         table = backend.boto3_table()
         loaded = {key_id(i): record(i) for i in workload.seeded}
@@ -306,7 +323,9 @@ async def _batch_writer(backend: Backend, workload: Workload, client_name: str) 
 # -- PynamoDB ----------------------------------------------------------------------------------
 
 
-async def _pynamodb(backend: Backend, workload: Workload, client_name: str) -> Row:
+async def _pynamodb(
+    backend: Backend, workload: Workload, client_name: str, concurrency: int
+) -> Row:
     async with backend.table(workload.seeded) as table:
         model = backend.pynamodb_model()
         loaded = {key_id(i): model(**pynamodb_values(record(i))) for i in workload.seeded}
@@ -355,7 +374,9 @@ async def _verify(backend: Backend, table: str, workload: Workload) -> None:
                 assert item["name"]["S"].endswith("(revised)"), f"{table}: {key_id(i)} not edited"
 
 
-_RUNNERS: dict[str, Callable[[Backend, Workload, str], Awaitable[Row]]] = {
+# Each runner takes the backend, the workload, the client's name and the number of
+# requests it may have in flight (only uow and the hand-tuned code use the last).
+_RUNNERS: dict[str, Callable[[Backend, Workload, str, int], Awaitable[Row]]] = {
     UOW_ADD: _uow,
     UOW_OVERWRITE: _uow,
     SEQUENTIAL: _aioboto3,
@@ -368,9 +389,19 @@ _RUNNERS: dict[str, Callable[[Backend, Workload, str], Awaitable[Row]]] = {
 
 
 async def run_client(
-    backend: Backend, workload: Workload, client: str, *, cap: int, repeats: int = REPEATS
+    backend: Backend,
+    workload: Workload,
+    client: str,
+    *,
+    cap: int,
+    repeats: int = REPEATS,
+    concurrency: int = CONCURRENCY,
 ) -> Row:
-    """Run one client on `workload`; sequential clients run a same-mix sample of at most `cap`."""
+    """Run one client on `workload`; sequential clients run a same-mix sample of at most `cap`.
+
+    `concurrency` bounds the requests in flight of uow (`max_concurrency`) and of
+    the hand-tuned code (its semaphore).
+    """
     if client == PYNAMODB:
         try:
             import pynamodb  # noqa: F401 - only checks that the optional baseline is installed
@@ -381,10 +412,10 @@ async def run_client(
         workload = workload.scaled(cap / workload.size)
         note = f"sample of {workload.size:,} (same mix; sequential time is linear in requests)"
     runner = _RUNNERS[client]
-    row = await best_of(lambda: runner(backend, workload, client), repeats)
+    row = await best_of(lambda: runner(backend, workload, client, concurrency), repeats)
     return attrs.evolve(row, note="; ".join(text for text in (row.note, note) if text))
 
 
-def latency_bound(requests: int, latency: float) -> float:
-    """The time `requests` need at `CONCURRENCY` in flight when each takes `latency`."""
-    return math.ceil(requests / CONCURRENCY) * latency
+def latency_bound(requests: int, latency: float, concurrency: int = CONCURRENCY) -> float:
+    """The time `requests` need at `concurrency` in flight when each takes `latency`."""
+    return math.ceil(requests / concurrency) * latency

@@ -30,7 +30,7 @@ import attrs
 from benchmarks import commit, cpu_cost, memory, reads, report
 from benchmarks.harness import REPEATS, Backend, Row
 from benchmarks.servers import MotoProcess, ProxyProcess, ServerHandle, dynamodb_local
-from benchmarks.workloads import Workload
+from benchmarks.workloads import CONCURRENCY, Workload
 
 __all__ = ["Plan", "main", "plan_for"]
 
@@ -48,6 +48,10 @@ class Plan:
     commits: tuple[Workload, ...]
     big: Workload | None  # the large commit, run at the lowest latency only
     big_clients: tuple[str, ...]
+    # The latency check: at the highest latency, uow and the hand-tuned code with as
+    # few requests in flight as keep the server below half its capacity (see
+    # `_latency_check`), so that latency, not the server, bounds the time.
+    latency_check: Workload | None
     gets: reads.ReadWorkload
     keys: reads.ReadWorkload
     # Sequential clients (one request at a time) run a same-mix sample of at most this many
@@ -75,6 +79,7 @@ class Plan:
                 w.name: w.describe() for w in (*self.commits, self.big) if w is not None
             },
             "large_commit_clients": list(self.big_clients),
+            "latency_check": None if self.latency_check is None else self.latency_check.describe(),
             "sequential_cap": {f"{k * 1000:.0f}ms": v for k, v in self.sequential_cap.items()},
             "read_scale": {f"{k * 1000:.0f}ms": v for k, v in self.read_scale.items()},
             "cpu_records": self.cpu_records,
@@ -112,6 +117,7 @@ def plan_for(
         big=Workload("mixed-10k", 6000, 2000, 2000).scaled(scale * big_scale),
         # The sequential clients' samples would repeat mixed-1k's: left out here.
         big_clients=(commit.UOW_ADD, commit.TUNED, commit.BATCH_WRITER, commit.PYNAMODB),
+        latency_check=Workload("latency-check", 120, 40, 40).scaled(scale),
         gets=reads.ReadWorkload("get-hits", n(10_000), 0.9),
         keys=reads.ReadWorkload("get-keys", n(1_000), 0.0),
         sequential_cap={0.0: n(200), 0.01: n(200), 0.05: n(100)},
@@ -163,6 +169,8 @@ async def _server_part(plan: Plan, server: ServerHandle, results: dict[str, Any]
                                 "min_requests": minimum,
                             },
                         )
+                if "commit" in plan.parts and latency == max(plan.latencies) and latency > 0:
+                    await _latency_check(plan, backend, results, latency)
                 if "reads" in plan.parts:
                     factor = plan.read_scale.get(latency, 0.1)
                     for base, clients in (
@@ -189,8 +197,53 @@ async def _server_part(plan: Plan, server: ServerHandle, results: dict[str, Any]
                         )
 
 
+async def _latency_check(
+    plan: Plan, backend: Backend, results: dict[str, Any], latency: float
+) -> None:
+    """uow and the hand-tuned code at `latency`, with a server far from saturation.
+
+    At 32 requests in flight and 50 ms each, the clients ask for 640 requests
+    a second; moto serves about 100 on this machine, DynamoDB Local about 250,
+    so the server, not the latency, sets the pace. Here the concurrency is
+    the largest that asks for at most `report.UNSATURATED` of the pace measured at
+    +0 ms in this run, and the commit time is judged against
+    ceil(requests / concurrency) x latency.
+    """
+    workload = plan.latency_check
+    source = plan.commits[0].name
+    capacity = report.server_capacity(results, backend.name, source, latency_ms=0)
+    if workload is None or capacity is None:
+        _say(f"latency check skipped: no +0 ms run of {source} on {backend.name} to size it\n")
+        return
+    concurrency = max(1, int(report.UNSATURATED * capacity * latency))
+    clients = (commit.UOW_ADD, commit.TUNED)
+    rows = await _commit_rows(
+        plan, backend, workload, clients, workload.size, concurrency=concurrency
+    )
+    _record(
+        results,
+        kind="commit",
+        name=workload.name,
+        description=f"{workload.describe()}; {concurrency} in flight",
+        entry={
+            "backend": backend.name,
+            "latency_ms": round(latency * 1000),
+            "rows": [row.to_json() for row in rows],
+            "min_requests": {commit.UOW_ADD: workload.min_requests(create_only=True)},
+            "concurrency": concurrency,
+            "server_capacity_rps": round(capacity, 1),
+        },
+    )
+
+
 async def _commit_rows(
-    plan: Plan, backend: Backend, workload: Workload, clients: Sequence[str], cap: int
+    plan: Plan,
+    backend: Backend,
+    workload: Workload,
+    clients: Sequence[str],
+    cap: int,
+    *,
+    concurrency: int = CONCURRENCY,
 ) -> list[Row]:
     """Every client once, then uow and its peers again in reverse order; the faster run counts.
 
@@ -201,13 +254,17 @@ async def _commit_rows(
     alternation, against a neighbour's burst of load.
     """
     rows = {
-        client: await commit.run_client(backend, workload, client, cap=cap, repeats=plan.repeats)
+        client: await commit.run_client(
+            backend, workload, client, cap=cap, repeats=plan.repeats, concurrency=concurrency
+        )
         for client in clients
     }
     if plan.pair_rounds > 1 and workload is not plan.big:
         paired = [client for client in clients if client in commit.PAIRED]
         for client in reversed(paired):
-            again = await commit.run_client(backend, workload, client, cap=cap, repeats=1)
+            again = await commit.run_client(
+                backend, workload, client, cap=cap, repeats=1, concurrency=concurrency
+            )
             first = rows[client]
             best = again if again.seconds < first.seconds else first
             rows[client] = attrs.evolve(best, note=_join(best.note, "best of 2 rounds"))

@@ -14,15 +14,16 @@ from benchmarks.workloads import Workload
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """One tiny run of every part, on moto only, at +0 ms."""
-    plan = run.plan_for(0.005, latencies=(0.0,), backends=("moto",))
+    """One tiny run of every part, on moto only, at +0 and +50 ms."""
+    plan = run.plan_for(0.005, latencies=(0.0, 0.05), backends=("moto",))
     plan = attrs.evolve(
         plan,
         commits=(Workload("mixed-1k", 6, 2, 2),),
         big=None,
+        latency_check=Workload("latency-check", 6, 2, 2),
         cpu_repeat=1,
         memory_records=2_000,
-        sequential_cap={0.0: 10},
+        sequential_cap={0.0: 10, 0.05: 10},
         warm_up=False,
         repeats=1,
         pair_rounds=1,
@@ -39,7 +40,11 @@ class TestBenchSmoke:
 
     def test_every_commit_client_wrote_the_workload(self, results: dict[str, Any]) -> None:
         """Every commit client ran (PynamoDB only if installed) and reported requests and time."""
-        (entry,) = results["workloads"]["mixed-1k"]["runs"]
+        for entry in results["workloads"]["mixed-1k"]["runs"]:
+            self.check_rows(entry)
+
+    @staticmethod
+    def check_rows(entry: dict[str, Any]) -> None:
         rows = {row["client"]: row for row in entry["rows"]}
         for client, row in rows.items():
             if row["items"] == 0:
@@ -53,7 +58,7 @@ class TestBenchSmoke:
 
     def test_uow_ratios_cover_the_baselines(self, results: dict[str, Any]) -> None:
         """Both uow flavours are compared with the hand-tuned code that gives the same guarantees."""
-        (entry,) = results["workloads"]["mixed-1k"]["runs"]
+        entry = results["workloads"]["mixed-1k"]["runs"][0]
         speed = entry["ratios"]["throughput"]
         assert "aioboto3 hand-tuned" in speed["uow add()"]
         assert "aioboto3 hand-tuned, batched puts" in speed["uow add(overwrite=True)"]
@@ -62,10 +67,23 @@ class TestBenchSmoke:
     def test_reads_ran(self, results: dict[str, Any]) -> None:
         """Both read workloads ran for uow and the hand-tuned baseline."""
         for name in ("get-hits", "get-keys"):
-            (entry,) = results["workloads"][name]["runs"]
+            entry = results["workloads"][name]["runs"][0]
             rows = {row["client"]: row for row in entry["rows"]}
             assert rows["uow"]["items"] > 0
             assert rows["aioboto3 hand-tuned"]["items"] > 0
+
+    def test_latency_check(self, results: dict[str, Any]) -> None:
+        """At +50 ms, uow and the hand-tuned code run again with a server far from saturation."""
+        (entry,) = results["workloads"]["latency-check"]["runs"]
+        assert entry["latency_ms"] == 50
+        assert entry["concurrency"] >= 1
+        capacity = entry["server_capacity_rps"]
+        assert entry["concurrency"] / 0.05 <= max(report.UNSATURATED * capacity, 20)
+        assert [row["client"] for row in entry["rows"]] == ["uow add()", "aioboto3 hand-tuned"]
+        (bound,) = [t for t in results["targets"] if t["target"] == "commit-latency-bound"]
+        assert any(
+            detail.startswith("latency-check moto +50ms uow add()") for detail in bound["details"]
+        )
 
     def test_cpu_and_memory_figures(self, results: dict[str, Any]) -> None:
         """The no-server benchmarks report per-record CPU and a memory ratio."""
