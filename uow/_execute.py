@@ -137,8 +137,13 @@ class Outcome:
     failed: list[tuple[Planned, ChangeError]] = attrs.Factory(list)
     requests: dict[str, int] = attrs.Factory(dict)
     retries: int = 0
-    consumed_capacity: float = 0.0
+    # Ask DynamoDB for consumed capacity (`Store(consumed_capacity=True)`); None: not asked.
+    consumed_capacity: float | None = None
     items: int = 0
+
+    @property
+    def asks_capacity(self) -> bool:
+        return self.consumed_capacity is not None
 
     def count(self, api: str, response: Mapping[str, Any]) -> None:
         self.requests[api] = self.requests.get(api, 0) + 1
@@ -151,8 +156,9 @@ class Outcome:
         capacity = response.get("ConsumedCapacity")
         if isinstance(capacity, dict):
             capacity = [capacity]
-        for entry in capacity or ():
-            self.consumed_capacity += float(entry.get("CapacityUnits", 0.0))
+        if capacity and self.consumed_capacity is not None:
+            for entry in capacity:
+                self.consumed_capacity += float(entry.get("CapacityUnits", 0.0))
 
 
 def _landed_earlier(exc: BaseException, planned: Planned, action: Action) -> bool:
@@ -368,7 +374,9 @@ async def batch_get(
         request: dict[str, Any] = {table: {"Keys": chunk, "ConsistentRead": True}}
         attempt = 0
         while True:
-            params = {"RequestItems": request, "ReturnConsumedCapacity": "TOTAL"}
+            params: dict[str, Any] = {"RequestItems": request}
+            if outcome.asks_capacity:
+                params["ReturnConsumedCapacity"] = "TOTAL"
             response = await call(
                 client,
                 "BatchGetItem",
@@ -436,7 +444,9 @@ class Executor:
     async def _single(self, request: Request, outcome: Outcome) -> None:
         (planned,) = request.entries
         (action,) = planned.actions
-        params = {**action.body, "ReturnConsumedCapacity": "TOTAL"}
+        params = dict(action.body)
+        if outcome.asks_capacity:
+            params["ReturnConsumedCapacity"] = "TOTAL"
         if planned.add_fields:
             params["ReturnValues"] = "UPDATED_NEW"
         if action.conditional:
@@ -465,11 +475,12 @@ class Executor:
         items = [{action.kind: action.body} for _, action in actions]
         params = {
             "TransactItems": items,
-            "ReturnConsumedCapacity": "TOTAL",
             "ClientRequestToken": request_token(
                 ":".join(planned.record.attempt or "" for planned in request.entries), items
             ),
         }
+        if outcome.asks_capacity:
+            params["ReturnConsumedCapacity"] = "TOTAL"
         try:
             await self._call("TransactWriteItems", params, outcome)
         except (ClientError, BotoCoreError) as exc:
@@ -496,7 +507,9 @@ class Executor:
             items: dict[str, list[dict[str, Any]]] = {}
             for planned in pending.values():
                 items.setdefault(planned.table, []).append(planned.write)
-            params = {"RequestItems": items, "ReturnConsumedCapacity": "TOTAL"}
+            params: dict[str, Any] = {"RequestItems": items}
+            if outcome.asks_capacity:
+                params["ReturnConsumedCapacity"] = "TOTAL"
             try:
                 response = await self._call("BatchWriteItem", params, outcome)
             except (ClientError, BotoCoreError) as exc:

@@ -9,9 +9,10 @@ import attrs
 
 from uow.errors import NotMapped, ValidationError
 
-__all__ = ["Index", "ModelInfo", "info_of", "model"]
+__all__ = ["MODEL_ATTRIBUTE", "Index", "ModelInfo", "info_of", "model"]
 
-_ATTR = "__uow_model__"
+# The class attribute holding a model's `ModelInfo`.
+MODEL_ATTRIBUTE = "__uow_model__"
 T = TypeVar("T")
 
 
@@ -102,7 +103,7 @@ def model(
             raise ValidationError(f"{cls.__name__}: @uow.model needs a non-empty table name")
         setattr(
             cls,
-            _ATTR,
+            MODEL_ATTRIBUTE,
             ModelInfo(
                 cls=cls,
                 table=table,
@@ -125,7 +126,7 @@ def info_of(cls: type) -> ModelInfo:
     Raises:
         NotMapped: the class was not decorated with `@uow.model`.
     """
-    info = cls.__dict__.get(_ATTR)
+    info = cls.__dict__.get(MODEL_ATTRIBUTE)
     if info is None:
         raise NotMapped(f"{cls.__name__} is not a uow model: decorate it with @uow.model(...)")
     assert isinstance(info, ModelInfo)

@@ -21,7 +21,8 @@ class CommitResult:
         failed: changes that failed (non-zero only on `CommitError.result`).
         requests: requests sent per DynamoDB API, e.g. `{"BatchWriteItem": 4}`.
         retries: re-sends: unprocessed batch items and botocore's own retries.
-        consumed_capacity: capacity units DynamoDB reported as consumed.
+        consumed_capacity: capacity units DynamoDB reported as consumed, or `None`
+            unless the store was made with `consumed_capacity=True`.
         elapsed: seconds from the start of commit to its end.
     """
 
@@ -32,7 +33,7 @@ class CommitResult:
     failed: int = 0
     requests: Mapping[str, int] = attrs.field(factory=dict)
     retries: int = 0
-    consumed_capacity: float = 0.0
+    consumed_capacity: float | None = None
     elapsed: float = 0.0
 
     @property
@@ -65,7 +66,8 @@ class ReadStats:
         items: items DynamoDB returned (gets, batch gets, queries, scans).
         requests: requests sent per DynamoDB API, e.g. `{"BatchGetItem": 2}`.
         retries: re-sends after throttling, 5xx, or unprocessed keys.
-        consumed_capacity: read capacity units DynamoDB reported.
+        consumed_capacity: read capacity units DynamoDB reported for batch reads,
+            or `None` unless the store was made with `consumed_capacity=True`.
     """
 
     hits: int = 0
@@ -73,7 +75,7 @@ class ReadStats:
     items: int = 0
     requests: Mapping[str, int] = attrs.field(factory=dict)
     retries: int = 0
-    consumed_capacity: float = 0.0
+    consumed_capacity: float | None = None
 
     @property
     def request_count(self) -> int:

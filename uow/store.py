@@ -54,6 +54,10 @@ class Store:
             variable `UOW_CACHE_ENABLED=0`, turns read caching off; identity is
             still kept).
         retry: backoff and budgets for throttled or failed requests.
+        consumed_capacity: ask DynamoDB for the capacity each write and batch
+            read consumes, reported in `CommitResult.consumed_capacity` and
+            `ReadStats.consumed_capacity` (`None` when not asked). Off by
+            default, as in DynamoDB: the answer costs client and server time.
         aws_access_key_id, aws_secret_access_key, aws_session_token: explicit
             credentials; `None` follows the configuration chain.
     """
@@ -67,6 +71,7 @@ class Store:
         max_concurrency: int = 32,
         cache: bool = True,
         retry: Retry | None = None,
+        consumed_capacity: bool = False,
         aws_access_key_id: str | None = None,
         aws_secret_access_key: str | None = None,
         aws_session_token: str | None = None,
@@ -79,6 +84,7 @@ class Store:
         self.max_concurrency = max_concurrency
         self.cache = cache and _env_cache_enabled()
         self.retry = retry or Retry()
+        self.consumed_capacity = consumed_capacity
         self._credentials = {
             "aws_access_key_id": aws_access_key_id,
             "aws_secret_access_key": aws_secret_access_key,

@@ -632,10 +632,34 @@ class TestCommitResult:
         assert result.retries == 0
         measured_seconds = result.elapsed  # reported, not judged: speed is for make bench
         assert measured_seconds > 0
-        assert result.consumed_capacity >= 0
+        assert result.consumed_capacity is None  # not asked for: see the next test
+        assert not any("ReturnConsumedCapacity" in params for _, params in calls.log)
         summary = result.summary()
         assert "created=2" in summary
         assert "BatchWriteItem=2" in summary
+
+    async def test_consumed_capacity_when_asked(
+        self, uow_database: LocalDatabase, store: uow.Store
+    ) -> None:
+        """`Store(consumed_capacity=True)` asks every write for it and adds it up."""
+        async with uow_database.store(consumed_capacity=True) as counting:
+            recorder = Calls()
+            recorder.attach(counting.client)
+            async with counting.session() as session:
+                session.add_all([Everything(id="c1"), Everything(id="c2")])
+                session.add(Everything(id="c3"), overwrite=True)
+                result = await session.commit()
+            async with counting.session() as session:
+                assert session.read_stats.consumed_capacity == 0.0
+                assert None not in await session.get_many(Everything, ["c1", "c2"])
+                reads = session.read_stats.consumed_capacity
+        assert result.consumed_capacity is not None
+        assert result.consumed_capacity > 0
+        assert reads is not None
+        assert reads > 0
+        assert recorder.log
+        for api, params in recorder.log:
+            assert params.get("ReturnConsumedCapacity") == "TOTAL", api
 
     async def test_an_empty_commit_reports_nothing_sent(
         self, store: uow.Store, uow_session: uow.Session, calls: Calls
