@@ -285,39 +285,57 @@ def _change(record: Record, kind: ChangeKind, ops: Iterable[OpLike] = ()) -> Cha
     return Change(kind, record.info.cls, record.key, obj, sets, tuple(removes), adds)
 
 
-def loaded_ops(record: Record) -> list[OpLike]:
-    """The operations turning a loaded record's snapshot into its object (maybe none).
-
-    Each is `(action, path, value, ...)`, as the codec's diff emits them (or an `Op`).
-    """
-    snapshot = record.snapshot
-    assert snapshot is not None
+def _diff(record: Record) -> list[OpLike]:
+    """The codec's diff of a loaded record: `(action, path, value, type)` per change."""
     ops: list[OpLike] = []
-    record.codec.diff(snapshot, record.obj, ops)
-    if not ops:
-        return ops
-    info = record.info
-    managed = info.managed
+    assert record.snapshot is not None
+    record.codec.diff(record.snapshot, record.obj, ops)
+    return ops
+
+
+def _managed_error(info: ModelInfo, field: Any) -> ValidationError:
+    if field == info.version:
+        return ValidationError(
+            f"the version field {info.version!r} is managed by uow; do not assign it"
+        )
+    return ValidationError(
+        f"key field {field!r} changed on a loaded object; keys are immutable: "
+        "delete the record and add a new one"
+    )
+
+
+def _fold_adds(record: Record, ops: list[OpLike]) -> None:
+    """Write a field changed only by `update(add=...)` with ADD, not SET (in place)."""
+    assert record.snapshot is not None
     adds = record.adds
     for n, op in enumerate(ops):
         path = op[1]
         head = path[0]
-        if head in managed:
-            if head == info.version:
-                raise ValidationError(
-                    f"the version field {info.version!r} is managed by uow; do not assign it"
-                )
-            raise ValidationError(
-                f"key field {head!r} changed on a loaded object; keys are immutable: "
-                "delete the record and add a new one"
-            )
-        if adds and op[0] == "SET" and len(path) == 1 and head in adds:
+        if op[0] == "SET" and len(path) == 1 and head in adds:
             delta = adds[head]
             value = op[2]
-            old = unwrap(snapshot[record.codec.index[str(head)]])
+            old = unwrap(record.snapshot[record.codec.index[head]])
             expected = set(old or ()) | delta if isinstance(delta, set) else (old or 0) + delta
             if op[3].same(expected, value) or expected == value:
                 ops[n] = Op("ADD", path, delta)
+
+
+def loaded_ops(record: Record) -> list[OpLike]:
+    """The operations turning a loaded record's snapshot into its object (maybe none).
+
+    Each is `(action, path, value, ...)`, as the codec's diff emits them (or an `Op`).
+
+    Raises:
+        ValidationError: a key or version field was changed.
+    """
+    ops = _diff(record)
+    if ops:
+        managed = record.info.managed
+        for op in ops:
+            if op[1][0] in managed:
+                raise _managed_error(record.info, op[1][0])
+        if record.adds:
+            _fold_adds(record, ops)
     return ops
 
 
@@ -599,7 +617,7 @@ def _new_template(
     return template
 
 
-def _plan_update(record: Record, ops: Sequence[OpLike], prefix: str, *, blind: bool) -> Planned:
+def _plan_update(record: Record, ops: Sequence[OpLike], prefix: str, blind: bool) -> Planned:
     info = record.info
     codec = record.codec
     types = codec.types
@@ -612,13 +630,15 @@ def _plan_update(record: Record, ops: Sequence[OpLike], prefix: str, *, blind: b
     snapshot = None if blind else list(record.snapshot or ())
     obj = record.obj
     copiers = codec.copiers
+    managed = info.managed
     for op in ops:
-        action = op[0]
-        path = op[1]
+        action, path = op[0], op[1]
         shape.append(action)
         shape.append(path)
+        if (head := path[0]) in managed:
+            raise _managed_error(info, head)
         if action == "SET":
-            av = types[path[0]].encode(op[2], path) if len(path) == 1 else None
+            av = types[head].encode(op[2], path) if len(path) == 1 else None
             if av is None:  # a nested path, or (never) nothing to set: the general way
                 av = _encode_op(types, codec, path, op[2])
             set_values.append(av)
@@ -627,10 +647,8 @@ def _plan_update(record: Record, ops: Sequence[OpLike], prefix: str, *, blind: b
         elif action == "ADD":
             add_values.append(_encode_op(types, codec, path, op[2]))
         if snapshot is not None:
-            name = path[0]
-            at, copy = copiers[name]
-            value = getattr(obj, name)
-            snapshot[at] = value if copy is None else copy(value)
+            at, copy = copiers[head]
+            snapshot[at] = getattr(obj, head) if copy is None else copy(getattr(obj, head))
     if info.indexes or (size > _LARGE_CHANGE and not blind):
         _check_update(record, ops, set_values, size, blind=blind)
     if info.version is None:
@@ -652,7 +670,8 @@ def _plan_update(record: Record, ops: Sequence[OpLike], prefix: str, *, blind: b
         "ExpressionAttributeNames": template.names,
     }
     if values:
-        body["ExpressionAttributeValues"] = dict(zip(template.placeholders, values, strict=True))
+        # As many values as placeholders, by construction of the template's key.
+        body["ExpressionAttributeValues"] = dict(zip(template.placeholders, values))  # noqa: B905
     new = None if snapshot is None else tuple(snapshot)
     actions = [Action("Update", body)]
     if info.unique and not blind:
@@ -714,15 +733,17 @@ def plan_record(record: Record, prefix: str) -> Planned | None:
         state = record.state
         checked = 0  # actions whose expressions are known to fit DynamoDB's limit
         if state is RecordState.LOADED:
-            ops = loaded_ops(record)
+            ops = _diff(record)
             if not ops:
                 return None
-            planned = _plan_update(record, ops, prefix, blind=False)
+            if record.adds:
+                _fold_adds(record, ops)
+            planned = _plan_update(record, ops, prefix, False)  # checks managed fields
             checked = 1  # the update's template was checked when it was built
         elif state is RecordState.DELETED:
             planned = _plan_delete(record, prefix)
         elif state is RecordState.BLIND:
-            planned = _plan_update(record, record.blind, prefix, blind=True)
+            planned = _plan_update(record, record.blind, prefix, True)
             checked = 1
         else:
             kind = ChangeKind.CREATE if state is RecordState.NEW else ChangeKind.PUT
