@@ -74,8 +74,9 @@ class Record:
     # ADD deltas applied to `obj` since the snapshot: top-level field -> delta.
     adds: dict[str, Any] = attrs.Factory(dict)
     # Seeds the idempotency token of this record's pending change: set when the
-    # change is first sent, kept for every re-send, dropped once DynamoDB confirms
-    # it (see `_execute.request_token`).
+    # change is first sent in a `TransactWriteItems` (the only API with a token),
+    # kept for every re-send, dropped once DynamoDB confirms it (see
+    # `_execute.request_token`).
     attempt: str | None = None
     # Field values of the stored item, read at commit for a blind delete or
     # overwrite of a model with unique fields (so its guards can be released).

@@ -931,9 +931,11 @@ class Session:
             )
             if await self._read_stored(records, executor, outcome):
                 plan = make_plan(records, self._store.table_prefix, atomic=atomic)
-            for planned in plan.entries:
-                if planned.record.attempt is None:
-                    planned.record.attempt = uuid.uuid4().hex
+            for request in plan.requests:
+                if request.api == "TransactWriteItems":  # the only API with a token
+                    for planned in request.entries:
+                        if planned.record.attempt is None:
+                            planned.record.attempt = uuid.uuid4().hex
             await executor.run(plan, outcome)
         finally:
             self._end()
@@ -1056,14 +1058,12 @@ def _apply_to(codec: ModelCodec, obj: Any, ops: Sequence[Op], adds: dict[str, An
 
 
 def _result(outcome: Outcome, elapsed: float) -> CommitResult:
-    counts = dict.fromkeys(ChangeKind, 0)
-    for planned, _ in outcome.succeeded:
-        counts[planned.kind] += 1
+    kinds = [planned.kind for planned, _ in outcome.succeeded]
     return CommitResult(
-        created=counts[ChangeKind.CREATE],
-        put=counts[ChangeKind.PUT],
-        updated=counts[ChangeKind.UPDATE],
-        deleted=counts[ChangeKind.DELETE],
+        created=kinds.count(ChangeKind.CREATE),
+        put=kinds.count(ChangeKind.PUT),
+        updated=kinds.count(ChangeKind.UPDATE),
+        deleted=kinds.count(ChangeKind.DELETE),
         failed=len(outcome.failed),
         requests=dict(outcome.requests),
         retries=outcome.retries,
