@@ -304,6 +304,18 @@ class _Bytes(FieldType):
     def decode(self, av: AttributeValue) -> Any:
         return bytes(av["B"])
 
+    def clone(self, value: Any) -> Any:
+        # A bytearray can change in place: the snapshot keeps its own bytes.
+        return bytes(value) if type(value) is bytearray else value
+
+    def same(self, old: Any, new: Any) -> bool:
+        # Stored alike: bytes and a bytearray with the same contents.
+        if old is None or new is None:
+            return old is new
+        return old is new or (
+            isinstance(old, bytes | bytearray) and isinstance(new, bytes | bytearray) and old == new
+        )
+
 
 class _Datetime(FieldType):
     name = "datetime"
@@ -773,7 +785,13 @@ class ModelCodec:
         }
         self._pairs = tuple(self.types.items())
         self._fields = tuple((name, kind, (name,)) for name, kind in self._pairs)
-        self._snapshot, self._diff = _compile(self)
+        # Both run per record, so they are generated functions, not methods (see `_compile`):
+        # `snapshot(obj)`: the field values of `obj`, copied so later mutations do not
+        # reach them; `diff(snapshot, obj, out)`: append the SET/REMOVE operations from
+        # `snapshot` to the current `obj` to `out`.
+        self.snapshot: _SnapshotFn
+        self.diff: _DiffFn
+        self.snapshot, self.diff = _compile(self)
 
     def encode_map(self, obj: Any, path: Path = ()) -> AttributeValue:
         """Encode `obj` as a DynamoDB map (`{"M": ...}`)."""
@@ -833,10 +851,6 @@ class ModelCodec:
             return default
         return None
 
-    def snapshot(self, obj: Any) -> tuple[Any, ...]:
-        """The field values of `obj`, copied so later mutations do not reach them."""
-        return self._snapshot(obj)
-
     def read(self, item: Item) -> tuple[Any, tuple[Any, ...]]:
         """Decode a stored item into an object and its committed snapshot.
 
@@ -880,10 +894,6 @@ class ModelCodec:
         for name, kind in self._pairs:
             object.__setattr__(copy, name, kind.clone(getattr(obj, name)))
         return copy
-
-    def diff(self, snapshot: tuple[Any, ...], obj: Any, out: list[DiffOp]) -> None:
-        """Append the SET/REMOVE operations from `snapshot` to the current `obj`."""
-        self._diff(snapshot, obj, out)
 
     def iter_values(self, obj: Any) -> Iterator[tuple[str, Any]]:
         for name in self.names:

@@ -27,7 +27,16 @@ from typing import Any, NamedTuple
 import attrs
 
 from uow.changes import Change, ChangeKind, Op, is_field, type_at
-from uow.codec import AttributeValue, FieldType, Item, ModelCodec, Path, format_path, unwrap
+from uow.codec import (
+    STR,
+    AttributeValue,
+    FieldType,
+    Item,
+    ModelCodec,
+    Path,
+    format_path,
+    unwrap,
+)
 from uow.errors import ValidationError
 from uow.expressions import ExpressionBuilder
 from uow.identity import Key, Record, RecordState, key_item, key_of_object
@@ -642,7 +651,7 @@ def _plan_update(record: Record, ops: Sequence[OpLike], prefix: str, blind: bool
             if av is None:  # a nested path, or (never) nothing to set: the general way
                 av = _encode_op(types, codec, path, op[2])
             set_values.append(av)
-            text = av.get("S")
+            text = av.get("S") or av.get("N")
             size += 4 * len(text) if text is not None else _size_bound(av)
         elif action == "ADD":
             add_values.append(_encode_op(types, codec, path, op[2]))
@@ -662,12 +671,16 @@ def _plan_update(record: Record, ops: Sequence[OpLike], prefix: str, blind: bool
     shape.append(version)
     template = _TEMPLATES.get(key := tuple(shape)) or _new_template(key, info, ops, version)
     table = prefix + info.table
+    pk = record.key.pk
     body: dict[str, Any] = {
         "TableName": table,
-        "Key": key_item(info, record.key),
+        "Key": {info.pk: {"S": pk}}  # the common key, checked by `key_of`
+        if type(pk) is str and info.sk is None and types[info.pk] is STR
+        else key_item(info, record.key),
         "UpdateExpression": template.update,
         "ConditionExpression": template.condition,
-        "ExpressionAttributeNames": template.names,
+        # A copy: the template outlives this request, whatever a botocore hook does to it.
+        "ExpressionAttributeNames": dict(template.names),
     }
     if values:
         # As many values as placeholders, by construction of the template's key.
@@ -730,31 +743,39 @@ def plan_record(record: Record, prefix: str) -> Planned | None:
             model, key and the problem.
     """
     try:
-        state = record.state
-        checked = 0  # actions whose expressions are known to fit DynamoDB's limit
-        if state is RecordState.LOADED:
-            ops = _diff(record)
-            if not ops:
-                return None
-            if record.adds:
-                _fold_adds(record, ops)
-            planned = _plan_update(record, ops, prefix, False)  # checks managed fields
-            checked = 1  # the update's template was checked when it was built
-        elif state is RecordState.DELETED:
-            planned = _plan_delete(record, prefix)
-        elif state is RecordState.BLIND:
-            planned = _plan_update(record, record.blind, prefix, True)
-            checked = 1
-        else:
-            kind = ChangeKind.CREATE if state is RecordState.NEW else ChangeKind.PUT
-            planned = _plan_put(record, kind, prefix)
-        actions = planned.actions
-        if len(actions) > checked:
-            for action in actions[checked:]:
-                _check_expressions(action.body)
-        return planned
+        return _plan(record, prefix)
     except ValidationError as exc:
         raise _fail(record, exc) from exc
+
+
+def _plan(record: Record, prefix: str) -> Planned | None:
+    state = record.state
+    if state is RecordState.LOADED:  # the most common entry: first, and lean
+        ops: list[OpLike] = []
+        record.codec.diff(record.snapshot, record.obj, ops)  # type: ignore[arg-type]
+        if not ops:
+            return None
+        if record.adds:
+            _fold_adds(record, ops)
+        planned = _plan_update(record, ops, prefix, False)  # checks managed fields
+        if len(planned.actions) > 1:  # guards; the update's template was checked when built
+            for action in planned.actions[1:]:
+                _check_expressions(action.body)
+        return planned
+    checked = 0  # actions whose expressions are known to fit DynamoDB's limit
+    if state is RecordState.DELETED:
+        planned = _plan_delete(record, prefix)
+    elif state is RecordState.BLIND:
+        planned = _plan_update(record, record.blind, prefix, True)
+        checked = 1
+    else:
+        kind = ChangeKind.CREATE if state is RecordState.NEW else ChangeKind.PUT
+        planned = _plan_put(record, kind, prefix)
+    actions = planned.actions
+    if len(actions) > checked:
+        for action in actions[checked:]:
+            _check_expressions(action.body)
+    return planned
 
 
 # -- routing -----------------------------------------------------------------------------
@@ -767,6 +788,8 @@ def _batches(entries: list[Planned]) -> list[Request]:
     ]
 
 
+# Builds a `Request` without its Python-level `__new__` (one per single write).
+_new_request = tuple.__new__
 _SINGLE_API = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem"}
 
 
@@ -828,23 +851,28 @@ def _make_plan(records: Sequence[Record], prefix: str, *, atomic: bool) -> Plan:
     remove_batch: list[Planned] = []
     updates: list[Request] = []
     removes: list[Request] = []
-    for record in records:
-        planned = plan_record(record, prefix)
-        if planned is None:
-            continue
-        entries.append(planned)
-        if atomic:
-            continue
-        removing = planned.kind is ChangeKind.DELETE
-        if planned.kind is ChangeKind.UPDATE and len(planned.actions) == 1:
-            updates.append(Request("UpdateItem", (planned,)))
-        elif planned.batchable:
-            (remove_batch if removing else update_batch).append(planned)
-        elif len(planned.actions) > 1:
-            (removes if removing else updates).append(Request("TransactWriteItems", (planned,)))
-        else:
-            api = _SINGLE_API[planned.actions[0].kind]
-            (removes if removing else updates).append(Request(api, (planned,)))
+    record = None
+    try:
+        for record in records:
+            planned = _plan(record, prefix)
+            if planned is None:
+                continue
+            entries.append(planned)
+            if atomic:
+                continue
+            removing = planned.kind is ChangeKind.DELETE
+            if planned.kind is ChangeKind.UPDATE and len(planned.actions) == 1:
+                updates.append(_new_request(Request, ("UpdateItem", (planned,))))
+            elif planned.batchable:
+                (remove_batch if removing else update_batch).append(planned)
+            elif len(planned.actions) > 1:
+                (removes if removing else updates).append(Request("TransactWriteItems", (planned,)))
+            else:
+                api = _SINGLE_API[planned.actions[0].kind]
+                (removes if removing else updates).append(Request(api, (planned,)))
+    except ValidationError as exc:
+        assert record is not None
+        raise _fail(record, exc) from exc
     if atomic:
         _check_transaction(entries)
         group = (Request("TransactWriteItems", tuple(entries)),) if entries else ()

@@ -838,3 +838,20 @@ class TestGeneratedDiff:
         assert obj.text == ""  # the default, marked as not stored in the snapshot
         obj.text = None
         assert diff_of(snapshot, obj) == []
+
+    def test_a_bytearray_changed_in_place_is_a_change(self) -> None:
+        """A `bytes` field holding a bytearray: the snapshot keeps its own copy."""
+        obj = Everything(id="e1", blob=bytearray(b"ab"))
+        snapshot = CODEC.snapshot(obj)
+        assert diff_of(snapshot, obj) == []
+        obj.blob[0] = ord("x")
+        assert [(a, p, v) for a, p, v, _ in diff_of(snapshot, obj)] == [
+            ("SET", ("blob",), bytearray(b"xb"))
+        ]
+
+    def test_bytes_and_an_equal_bytearray_are_no_change(self) -> None:
+        """Replacing stored bytes with a bytearray of the same contents writes nothing."""
+        obj = Everything(id="e1", blob=b"ab")
+        snapshot = CODEC.snapshot(obj)
+        obj.blob = bytearray(b"ab")
+        assert diff_of(snapshot, obj) == []
