@@ -117,8 +117,19 @@ def _commit_throughput(results: dict[str, Any]) -> list[Figure]:
             ratio = entry["ratios"]["throughput"].get(ours, {}).get(peer)
             if ratio is not None and ours in UOW_CLIENTS["commit"]:
                 detail = f"{_where(name, entry)} {ours} / {peer}: {ratio:.2f}x"
+                mine, theirs = _row(entry, ours), _row(entry, peer)
+                if mine is not None and theirs is not None:
+                    detail += f" (runs: uow {_spread(mine)}, peer {_spread(theirs)})"
                 out.append((ratio >= 0.95, -ratio, detail))
     return out
+
+
+def _spread(row: dict[str, Any]) -> str:
+    """A client's run-to-run spread: `3 runs 1.02-1.31s`, the fastest counted."""
+    runs = row.get("runs_s") or [row["seconds"]]
+    if len(runs) == 1:
+        return f"1 run {runs[0]:.2f}s"
+    return f"{len(runs)} runs {min(runs):.2f}-{max(runs):.2f}s"
 
 
 def _commit_requests(results: dict[str, Any]) -> list[Figure]:

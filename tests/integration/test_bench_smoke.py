@@ -54,6 +54,7 @@ class TestBenchSmoke:
             assert row["items"] == 10, client
             assert row["requests"] > 0, client
             assert row["seconds"] > 0, client
+            assert min(row["runs_s"]) == row["seconds"], client
         assert rows["uow add()"]["requests"] == entry["min_requests"]["uow add()"]
 
     def test_uow_ratios_cover_the_baselines(self, results: dict[str, Any]) -> None:
