@@ -226,6 +226,8 @@ async def call(
             of attempts or time.
     """
     method = getattr(client, _METHOD_NAMES[api])
+    if outcome is not None and outcome.asks_capacity:
+        params = {**params, "ReturnConsumedCapacity": "TOTAL"}
     attempt = 1
     while True:
         started = time.perf_counter()
@@ -375,8 +377,6 @@ async def batch_get(
         attempt = 0
         while True:
             params: dict[str, Any] = {"RequestItems": request}
-            if outcome.asks_capacity:
-                params["ReturnConsumedCapacity"] = "TOTAL"
             response = await call(
                 client,
                 "BatchGetItem",
@@ -445,8 +445,6 @@ class Executor:
         (planned,) = request.entries
         (action,) = planned.actions
         params = dict(action.body)
-        if outcome.asks_capacity:
-            params["ReturnConsumedCapacity"] = "TOTAL"
         if planned.add_fields:
             params["ReturnValues"] = "UPDATED_NEW"
         if action.conditional:
@@ -479,8 +477,6 @@ class Executor:
                 ":".join(planned.record.attempt or "" for planned in request.entries), items
             ),
         }
-        if outcome.asks_capacity:
-            params["ReturnConsumedCapacity"] = "TOTAL"
         try:
             await self._call("TransactWriteItems", params, outcome)
         except (ClientError, BotoCoreError) as exc:
@@ -508,8 +504,6 @@ class Executor:
             for planned in pending.values():
                 items.setdefault(planned.table, []).append(planned.write)
             params: dict[str, Any] = {"RequestItems": items}
-            if outcome.asks_capacity:
-                params["ReturnConsumedCapacity"] = "TOTAL"
             try:
                 response = await self._call("BatchWriteItem", params, outcome)
             except (ClientError, BotoCoreError) as exc:

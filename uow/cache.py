@@ -5,20 +5,17 @@ from __future__ import annotations
 import contextvars
 from types import TracebackType
 
-__all__ = ["cache_disabled", "cache_off", "reads_bypass_cache"]
+__all__ = ["cache_disabled", "reads_bypass_cache"]
 
 _DISABLED: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "uow_cache_disabled", default=False
 )
 
 
-def reads_bypass_cache() -> bool:
-    """True inside `cache_disabled()` in the current task (or context)."""
-    return _DISABLED.get()
-
-
-# The same question without a Python-level call (`Session.get`'s map hit asks it).
-cache_off = _DISABLED.get
+# `reads_bypass_cache() -> bool`: True inside `cache_disabled()` in the current task
+# (or context). The context variable's own `get`, so that `Session.get`'s map hit
+# asks it without a Python-level call.
+reads_bypass_cache = _DISABLED.get
 
 
 class cache_disabled:  # noqa: N801 - used like a function: `with uow.cache_disabled():`

@@ -9,10 +9,9 @@ import attrs
 
 from uow.errors import NotMapped, ValidationError
 
-__all__ = ["MODEL_ATTRIBUTE", "Index", "ModelInfo", "info_of", "model"]
+__all__ = ["Index", "ModelInfo", "info_of", "model"]
 
-# The class attribute holding a model's `ModelInfo`.
-MODEL_ATTRIBUTE = "__uow_model__"
+_ATTR = "__uow_model__"
 T = TypeVar("T")
 
 
@@ -103,7 +102,7 @@ def model(
             raise ValidationError(f"{cls.__name__}: @uow.model needs a non-empty table name")
         setattr(
             cls,
-            MODEL_ATTRIBUTE,
+            _ATTR,
             ModelInfo(
                 cls=cls,
                 table=table,
@@ -126,7 +125,7 @@ def info_of(cls: type) -> ModelInfo:
     Raises:
         NotMapped: the class was not decorated with `@uow.model`.
     """
-    info = cls.__dict__.get(MODEL_ATTRIBUTE)
+    info = cls.__dict__.get(_ATTR)
     if info is None:
         raise NotMapped(f"{cls.__name__} is not a uow model: decorate it with @uow.model(...)")
     assert isinstance(info, ModelInfo)

@@ -28,9 +28,7 @@ import attrs
 
 from uow.changes import Change, ChangeKind, Op, is_field, type_at
 from uow.codec import (
-    STR,
     AttributeValue,
-    FieldType,
     Item,
     ModelCodec,
     Path,
@@ -233,15 +231,7 @@ def _fail(record: Record, exc: ValidationError) -> ValidationError:
 def _check_item_size(item: Item) -> None:
     # A quick upper bound first (strings and numbers are most of an item, and
     # sized without encoding them): most items are far below the limit.
-    bound = 0
-    for name, av in item.items():
-        text = av.get("S")
-        if text is None:
-            text = av.get("N")
-            bound += 4 * len(name) + (_value_size(av) if text is None else len(text) + 2)
-        else:
-            bound += 4 * (len(name) + len(text))
-    if bound <= ITEM_SIZE_LIMIT:
+    if sum(4 * len(name) + _size_bound(av) for name, av in item.items()) <= ITEM_SIZE_LIMIT:
         return
     size = item_size(item)
     if size > ITEM_SIZE_LIMIT:
@@ -294,11 +284,18 @@ def _change(record: Record, kind: ChangeKind, ops: Iterable[OpLike] = ()) -> Cha
     return Change(kind, record.info.cls, record.key, obj, sets, tuple(removes), adds)
 
 
-def _diff(record: Record) -> list[OpLike]:
-    """The codec's diff of a loaded record: `(action, path, value, type)` per change."""
+def _edits(record: Record) -> list[OpLike]:
+    """A loaded record's changes: the codec's diff, `(action, path, value, type)` per
+    change, with counters changed only by `update(add=...)` written as ADD.
+
+    Managed (key, version) fields are not checked here: `loaded_ops` and the
+    planner check them.
+    """
     ops: list[OpLike] = []
     assert record.snapshot is not None
     record.codec.diff(record.snapshot, record.obj, ops)
+    if ops and record.adds:
+        _fold_adds(record, ops)
     return ops
 
 
@@ -337,14 +334,11 @@ def loaded_ops(record: Record) -> list[OpLike]:
     Raises:
         ValidationError: a key or version field was changed.
     """
-    ops = _diff(record)
-    if ops:
-        managed = record.info.managed
-        for op in ops:
-            if op[1][0] in managed:
-                raise _managed_error(record.info, op[1][0])
-        if record.adds:
-            _fold_adds(record, ops)
+    ops = _edits(record)
+    managed = record.info.managed
+    for op in ops:
+        if op[1][0] in managed:
+            raise _managed_error(record.info, op[1][0])
     return ops
 
 
@@ -561,12 +555,10 @@ def _plan_delete(record: Record, prefix: str) -> Planned:
     return Planned(record, ChangeKind.DELETE, _NO_OPS, table, actions)
 
 
-def _encode_op(
-    types: Mapping[str, FieldType], codec: ModelCodec, path: Path, value: Any
-) -> AttributeValue:
+def _encode_op(codec: ModelCodec, path: Path, value: Any) -> AttributeValue:
     """A SET or ADD operation's value, encoded as the type declared at its path."""
     if len(path) == 1:
-        av = types[path[0]].encode(value, path)  # type: ignore[index]  # a field name
+        av = codec.types[path[0]].encode(value, path)  # type: ignore[index]  # a field name
     else:
         kind = type_at(codec, path)
         if not is_field(codec, path):
@@ -629,7 +621,6 @@ def _new_template(
 def _plan_update(record: Record, ops: Sequence[OpLike], prefix: str, blind: bool) -> Planned:
     info = record.info
     codec = record.codec
-    types = codec.types
     shape: list[Any] = [info.cls]  # the template's cache key: model, ops, version
     set_values: list[AttributeValue] = []
     add_values: list[AttributeValue] = []
@@ -647,14 +638,11 @@ def _plan_update(record: Record, ops: Sequence[OpLike], prefix: str, blind: bool
         if (head := path[0]) in managed:
             raise _managed_error(info, head)
         if action == "SET":
-            av = types[head].encode(op[2], path) if len(path) == 1 else None
-            if av is None:  # a nested path, or (never) nothing to set: the general way
-                av = _encode_op(types, codec, path, op[2])
+            av = _encode_op(codec, path, op[2])
             set_values.append(av)
-            text = av.get("S") or av.get("N")
-            size += 4 * len(text) if text is not None else _size_bound(av)
+            size += _size_bound(av)
         elif action == "ADD":
-            add_values.append(_encode_op(types, codec, path, op[2]))
+            add_values.append(_encode_op(codec, path, op[2]))
         if snapshot is not None:
             at, copy = copiers[head]
             snapshot[at] = getattr(obj, head) if copy is None else copy(getattr(obj, head))
@@ -671,12 +659,9 @@ def _plan_update(record: Record, ops: Sequence[OpLike], prefix: str, blind: bool
     shape.append(version)
     template = _TEMPLATES.get(key := tuple(shape)) or _new_template(key, info, ops, version)
     table = prefix + info.table
-    pk = record.key.pk
     body: dict[str, Any] = {
         "TableName": table,
-        "Key": {info.pk: {"S": pk}}  # the common key, checked by `key_of`
-        if type(pk) is str and info.sk is None and types[info.pk] is STR
-        else key_item(info, record.key),
+        "Key": key_item(info, record.key),
         "UpdateExpression": template.update,
         "ConditionExpression": template.condition,
         # A copy: the template outlives this request, whatever a botocore hook does to it.
@@ -739,31 +724,18 @@ def plan_record(record: Record, prefix: str) -> Planned | None:
     """Plan one record's write, or `None` when it has nothing to write.
 
     Raises:
-        ValidationError: the record cannot be written; the message names
-            model, key and the problem.
+        ValidationError: the record cannot be written (`make_plan` adds the
+            model and key to the message).
     """
-    try:
-        return _plan(record, prefix)
-    except ValidationError as exc:
-        raise _fail(record, exc) from exc
-
-
-def _plan(record: Record, prefix: str) -> Planned | None:
     state = record.state
-    if state is RecordState.LOADED:  # the most common entry: first, and lean
-        ops: list[OpLike] = []
-        record.codec.diff(record.snapshot, record.obj, ops)  # type: ignore[arg-type]
+    checked = 0  # actions whose expressions are known to fit DynamoDB's limit
+    if state is RecordState.LOADED:  # the most common entry: first
+        ops = _edits(record)
         if not ops:
             return None
-        if record.adds:
-            _fold_adds(record, ops)
         planned = _plan_update(record, ops, prefix, False)  # checks managed fields
-        if len(planned.actions) > 1:  # guards; the update's template was checked when built
-            for action in planned.actions[1:]:
-                _check_expressions(action.body)
-        return planned
-    checked = 0  # actions whose expressions are known to fit DynamoDB's limit
-    if state is RecordState.DELETED:
+        checked = 1  # the update's template was checked when it was built
+    elif state is RecordState.DELETED:
         planned = _plan_delete(record, prefix)
     elif state is RecordState.BLIND:
         planned = _plan_update(record, record.blind, prefix, True)
@@ -854,7 +826,7 @@ def _make_plan(records: Sequence[Record], prefix: str, *, atomic: bool) -> Plan:
     record = None
     try:
         for record in records:
-            planned = _plan(record, prefix)
+            planned = plan_record(record, prefix)
             if planned is None:
                 continue
             entries.append(planned)

@@ -66,8 +66,8 @@ class ReadStats:
         items: items DynamoDB returned (gets, batch gets, queries, scans).
         requests: requests sent per DynamoDB API, e.g. `{"BatchGetItem": 2}`.
         retries: re-sends after throttling, 5xx, or unprocessed keys.
-        consumed_capacity: read capacity units DynamoDB reported for batch reads,
-            or `None` unless the store was made with `consumed_capacity=True`.
+        consumed_capacity: read capacity units DynamoDB reported, or `None`
+            unless the store was made with `consumed_capacity=True`.
     """
 
     hits: int = 0

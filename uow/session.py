@@ -22,7 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from uow._execute import Executor, Outcome, batch_get, call, translate
 from uow._query import read_params
-from uow.cache import cache_off, reads_bypass_cache
+from uow.cache import reads_bypass_cache
 from uow.changes import (
     Change,
     ChangeKind,
@@ -47,7 +47,7 @@ from uow.identity import (
     key_of,
     key_of_object,
 )
-from uow.model import MODEL_ATTRIBUTE, ModelInfo, info_of
+from uow.model import ModelInfo, info_of
 from uow.plan import GUARD_KEY, GUARD_TABLE, change_of, guard_key, loaded_ops, make_plan
 from uow.results import CommitResult, ReadStats
 from uow.telemetry import commit_span, record_result
@@ -461,7 +461,7 @@ class Session:
         """
         if self._state is not SessionState.OPEN:
             self._guard("get()")
-        info = model.__dict__.get(MODEL_ATTRIBUTE) or info_of(model)
+        info = info_of(model)
         # The fast path: a hit on a key whose values have the stored types needs no
         # checks (`Key` is a tuple, so a plain tuple finds it; a bool would find an
         # int key, hence the type test). Anything else takes the checked path below.
@@ -476,12 +476,10 @@ class Session:
             and type(sk) is type(record.key.sk)
             and record.state is not RecordState.BLIND
             and self._store.cache
-            and not cache_off()
+            and not reads_bypass_cache()
         ):
             self._hits += 1
-            if record.state is RecordState.DELETED:
-                return None
-            return record.obj  # type: ignore[no-any-return]  # the record's object is a T
+            return record.visible  # type: ignore[no-any-return]  # the record's object is a T
         key = key_of(info, pk, sk)
         record = self._records.get(key)
         if record is not None and record.info is not info:
@@ -1035,7 +1033,7 @@ def _with_returned(
             continue
         kind = codec.types[name]
         value = kind.decode(av)
-        values[codec.names.index(name)] = kind.clone(value)
+        values[codec.index[name]] = kind.clone(value)
         object.__setattr__(record.obj, name, value)
     return tuple(values)
 

@@ -54,8 +54,8 @@ class Store:
             variable `UOW_CACHE_ENABLED=0`, turns read caching off; identity is
             still kept).
         retry: backoff and budgets for throttled or failed requests.
-        consumed_capacity: ask DynamoDB for the capacity each write and batch
-            read consumes, reported in `CommitResult.consumed_capacity` and
+        consumed_capacity: ask DynamoDB for the capacity each request
+            consumes, reported in `CommitResult.consumed_capacity` and
             `ReadStats.consumed_capacity` (`None` when not asked). Off by
             default, as in DynamoDB: the answer costs client and server time.
         aws_access_key_id, aws_secret_access_key, aws_session_token: explicit
