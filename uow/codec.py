@@ -918,7 +918,8 @@ def _shallow_same(old: Any, new: Any) -> bool:
     means "maybe changed": the field's type then diffs it properly.
     """
     kind = type(new)
-    if kind is not type(old) or len(new) != len(old):
+    # An `Any` field may hold a number on both sides: only dicts and lists are sized.
+    if kind is not type(old) or (kind is not dict and kind is not list) or len(new) != len(old):
         return False
     if kind is dict:
         get = old.get

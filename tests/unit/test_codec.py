@@ -857,3 +857,24 @@ class TestGeneratedDiff:
         same: Any = bytearray(b"ab")
         obj.blob = same
         assert diff_of(snapshot, obj) == []
+
+
+class TestAnyField:
+    """A field typed `Any` may hold scalars and containers alike."""
+
+    @pytest.mark.parametrize(
+        ("before", "after"),
+        [
+            pytest.param(0, 1, id="int-to-int"),
+            pytest.param("a", "b", id="str-to-str"),
+            pytest.param(0, [1], id="int-to-list"),
+            pytest.param({"a": 1}, {"a": 2}, id="dict-to-dict"),
+        ],
+    )
+    def test_a_changed_value_is_one_set(self, before: Any, after: Any) -> None:
+        """Changing an `Any` field's value diffs to a SET of the field (no crash on scalars)."""
+        obj = Everything(id="e1", anything=before)
+        snapshot = CODEC.snapshot(obj)
+        obj.anything = after
+        ops = diff_of(snapshot, obj)
+        assert [(op[0], op[1][0]) for op in ops][:1] == [("SET", "anything")]
