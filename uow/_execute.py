@@ -17,7 +17,12 @@ from collections.abc import Mapping
 from typing import Any
 
 import attrs
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+)
 
 from uow.changes import Change, ChangeKind
 from uow.config import Retry
@@ -26,18 +31,23 @@ from uow.errors import (
     ChangeError,
     ConflictError,
     DuplicateKeyError,
+    OutcomeUnknownError,
     ServiceError,
     ThrottledError,
     UniqueViolation,
 )
-from uow.plan import Action, Plan, Planned, Request
+from uow.plan import MARKER_SLOTS, Action, Plan, Planned, Request, attempt_of
 
 __all__ = [
     "HANDLED_CODES",
+    "TOKEN_WINDOW",
     "Executor",
+    "Flight",
+    "InDoubt",
     "Outcome",
     "batch_get",
     "call",
+    "landed",
     "request_token",
     "retryable",
     "transaction_causes",
@@ -140,10 +150,20 @@ class Outcome:
     # Ask DynamoDB for consumed capacity (`Store(consumed_capacity=True)`); None: not asked.
     consumed_capacity: float | None = None
     items: int = 0
+    # Writes whose outcome is (still) unknown when their request ended; the session
+    # keeps each on its records until a later commit settles it.
+    doubtful: list[InDoubt] = attrs.Factory(list)
+    # Changes whose outcome was unknown at some point, and how each was settled.
+    unknown: int = 0
+    resolved: dict[str, int] = attrs.Factory(dict)
 
     @property
     def asks_capacity(self) -> bool:
         return self.consumed_capacity is not None
+
+    def settle(self, way: str, changes: int = 1) -> None:
+        """Count `changes` unknown outcomes settled `way` (see `CommitResult.resolved`)."""
+        self.resolved[way] = self.resolved.get(way, 0) + changes
 
     def count(self, api: str, response: Mapping[str, Any]) -> None:
         self.requests[api] = self.requests.get(api, 0) + 1
@@ -161,23 +181,74 @@ class Outcome:
                 self.consumed_capacity += float(entry.get("CapacityUnits", 0.0))
 
 
-def _landed_earlier(exc: BaseException, planned: Planned, action: Action) -> bool:
-    """True when a put's condition failed only because an earlier attempt of it landed.
+# DynamoDB drops a re-sent transaction whose `ClientRequestToken` it saw in the last 10
+# minutes; past that, the same token is a new request. A token-only write (see
+# `Planned.token_only`) first sent longer ago than this is not re-sent: a margin of a
+# minute covers the time the first attempt spent in flight.
+TOKEN_WINDOW = 9 * 60.0
 
-    After a lost answer the request is sent again; if the first attempt was
-    written, the create-only condition now fails. When the stored item is
-    exactly the one sent, the write did land: reporting `DuplicateKeyError`
-    would be wrong.
+
+@attrs.define(slots=True, eq=False)
+class Flight:
+    """Whether one request (over all its attempts) may have been applied unseen."""
+
+    # An attempt is on the wire now: cancelling it leaves its outcome unknown.
+    sending: bool = False
+    # An attempt ended without an answer that says what happened (connection lost
+    # after sending, a read timeout, a 5xx, a cancellation in flight): it may have landed.
+    lost: bool = False
+    # Wall-clock time of the first attempt (time.time()), for `TOKEN_WINDOW`.
+    first_sent: float = 0.0
+
+
+@attrs.define(slots=True, eq=False)
+class InDoubt:
+    """A write whose outcome is unknown: sent, and no answer said whether it landed.
+
+    It stays on its records (`Record.doubt`) until a commit settles it:
+    `params` is the request exactly as sent (its token and markers included),
+    re-sent as it is before anything else is sent for those records; `None`
+    for idempotent batch writes, which are simply planned and sent again.
+    `unsettled` is set when no sound check can settle it: the change then
+    fails with that cause at every commit and is never re-sent.
     """
-    if not isinstance(exc, ClientError) or getattr(exc, "uow_attempts", 1) < 2:
+
+    request: Request
+    params: dict[str, Any] | None
+    first_sent: float
+    unsettled: ChangeError | None = None
+
+
+def _maybe_unsent(exc: BaseException) -> bool:
+    """True for failures that happen before a request leaves: it surely did not land."""
+    return isinstance(exc, EndpointConnectionError | ConnectTimeoutError)
+
+
+def landed(planned: Planned, stored: Mapping[str, Any] | None) -> bool | None:
+    """Did an earlier attempt of this write land? Asked when a re-send's condition fails.
+
+    `stored` is the item DynamoDB returned with the failed condition
+    (`ReturnValuesOnConditionCheckFailure=ALL_OLD`), `None` if absent.
+    True: the earlier attempt is stored (its marker holds this change's token;
+    for a delete, the item is gone). False: it is not, and it cannot land any
+    more (its condition no longer holds). None: no sound check tells: a
+    versioned item has moved on by `MARKER_SLOTS` versions or more since.
+    """
+    if planned.kind is ChangeKind.DELETE:
+        return not stored
+    if planned.marker is None or not stored:
         return False
-    if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-        return False
-    stored: Any = exc.response.get("Item")
-    if action.kind != "Put" or not stored:
-        return False
-    codec = planned.record.codec
-    return bool(codec.decode_item(stored) == codec.decode_item(action.body["Item"]))
+    name, token = planned.marker
+    marker: Any = stored.get(name)
+    if isinstance(marker, Mapping) and marker.get("S") == token:
+        return True
+    version = planned.record.info.version
+    if version is not None and planned.new_version is not None:
+        number: Any = stored.get(version)
+        current = number.get("N") if isinstance(number, Mapping) else None
+        if current is not None and int(current) >= planned.new_version + MARKER_SLOTS:
+            return None
+    return False
 
 
 def _signature(planned: Planned) -> tuple[str, str, str]:
@@ -215,11 +286,13 @@ async def call(
     deadline: float,
     outcome: Outcome | None = None,
     limit: asyncio.Semaphore | None = None,
+    flight: Flight | None = None,
 ) -> dict[str, Any]:
     """Send one request, retrying what `retryable` accepts with backoff until `deadline`.
 
     botocore's own retries are off (`Store` sets one attempt) so that one
     policy, `uow.Retry`, governs every re-send and every re-send is counted.
+    `flight`, when given, learns whether an attempt may have landed unseen.
 
     Raises:
         ClientError, BotoCoreError: the last failure, when not retryable or out
@@ -233,10 +306,10 @@ async def call(
         started = time.perf_counter()
         try:
             if limit is None:
-                response: dict[str, Any] = await method(**params)
+                response: dict[str, Any] = await _attempt(method, params, flight)
             else:
                 async with limit:
-                    response = await method(**params)
+                    response = await _attempt(method, params, flight)
         except (ClientError, BotoCoreError) as exc:
             if outcome is not None:
                 outcome.requests[api] = outcome.requests.get(api, 0) + 1
@@ -246,7 +319,6 @@ async def call(
                 or attempt >= retry.max_attempts
                 or time.monotonic() + delay > deadline
             ):
-                exc.uow_attempts = attempt  # type: ignore[union-attr]  # read by _landed_earlier
                 raise
             log.debug("%s failed (%s); attempt %d in %.3fs", api, exc, attempt + 1, delay)
             if outcome is not None:
@@ -265,6 +337,31 @@ async def call(
                 attempt,
             )
         return response
+
+
+async def _attempt(method: Any, params: dict[str, Any], flight: Flight | None) -> Any:
+    """One attempt, telling `flight` whether it may have landed without an answer."""
+    if flight is None:
+        return await method(**params)
+    flight.sending = True
+    if not flight.first_sent:
+        flight.first_sent = time.time()
+    try:
+        return await method(**params)
+    except ClientError as exc:
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        if status >= 500:  # DynamoDB: a 5xx write may or may not have been applied
+            flight.lost = True
+        raise
+    except BotoCoreError as exc:
+        if not _maybe_unsent(exc):
+            flight.lost = True
+        raise
+    except asyncio.CancelledError:
+        flight.lost = True  # cancelled on the wire: DynamoDB may still apply it
+        raise
+    finally:
+        flight.sending = False
 
 
 _METHOD_NAMES = {
@@ -407,7 +504,12 @@ async def batch_get(
 
 
 class Executor:
-    """Sends a plan's requests concurrently, at most `max_concurrency` at a time."""
+    """Sends a plan's requests concurrently, at most `max_concurrency` at a time.
+
+    Every request's fate goes into an `Outcome`: succeeded, failed with a
+    cause, or in doubt (sent, no answer). A cancelled run records the requests
+    that were on the wire as in doubt, then lets the cancellation propagate.
+    """
 
     def __init__(self, client: Any, *, max_concurrency: int, retry: Retry) -> None:
         self._client = client
@@ -422,15 +524,53 @@ class Executor:
             return
         await asyncio.gather(*(self._send(request, outcome) for request in requests))
 
-    async def _send(self, request: Request, outcome: Outcome) -> None:
-        if request.api == "BatchWriteItem":
-            await self._batch(request, outcome)
-        elif request.api == "TransactWriteItems":
-            await self._transact(request, outcome)
-        else:
-            await self._single(request, outcome)
+    async def settle(self, doubts: list[InDoubt], outcome: Outcome) -> None:
+        """Settle writes left in doubt by an earlier commit: each is re-sent exactly as
+        it was (same token, same markers), unless no sound re-send exists."""
+        sends = []
+        now = time.time()
+        for doubt in doubts:
+            changes = len(doubt.request.entries)
+            token_only = any(planned.token_only for planned in doubt.request.entries)
+            if doubt.unsettled is None and token_only and now - doubt.first_sent > TOKEN_WINDOW:
+                doubt.unsettled = OutcomeUnknownError(
+                    f"sent {now - doubt.first_sent:.0f} s ago without an answer, and "
+                    "DynamoDB drops a repeated transaction only within 10 minutes: "
+                    "re-sending could apply it twice"
+                )
+            if doubt.unsettled is not None:
+                outcome.unknown += changes
+                outcome.settle("unsettled", changes)
+                outcome.doubtful.append(doubt)
+                for planned in doubt.request.entries:
+                    outcome.failed.append((planned, _unsettled(planned, doubt.unsettled)))
+                continue
+            sends.append(self._send(doubt.request, outcome, doubt))
+        await asyncio.gather(*sends)
 
-    async def _call(self, api: str, params: dict[str, Any], outcome: Outcome) -> dict[str, Any]:
+    async def _send(self, request: Request, outcome: Outcome, doubt: InDoubt | None = None) -> None:
+        flight = Flight()
+        if doubt is not None:  # an earlier commit's attempt may have landed
+            flight.lost, flight.first_sent = True, doubt.first_sent
+        if request.api == "BatchWriteItem":
+            await self._batch(request, outcome, flight)
+            return
+        params = (
+            doubt.params if doubt is not None and doubt.params is not None else _params(request)
+        )
+        try:
+            if request.api == "TransactWriteItems":
+                await self._transact(request, params, outcome, flight)
+            else:
+                await self._single(request, params, outcome, flight)
+        except asyncio.CancelledError:
+            if flight.lost:
+                outcome.doubtful.append(InDoubt(request, params, flight.first_sent))
+            raise
+
+    async def _call(
+        self, api: str, params: dict[str, Any], outcome: Outcome, flight: Flight | None = None
+    ) -> dict[str, Any]:
         return await call(
             self._client,
             api,
@@ -439,25 +579,62 @@ class Executor:
             deadline=self._deadline,
             outcome=outcome,
             limit=self._limit,
+            flight=flight,
         )
 
-    async def _single(self, request: Request, outcome: Outcome) -> None:
+    async def _single(
+        self, request: Request, params: dict[str, Any], outcome: Outcome, flight: Flight
+    ) -> None:
         (planned,) = request.entries
-        (action,) = planned.actions
-        params = dict(action.body)
-        if planned.add_fields:
-            params["ReturnValues"] = "UPDATED_NEW"
-        if action.conditional:
-            # Tells "changed by another writer" from "deleted" in the error.
-            params["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
         try:
-            response = await self._call(request.api, params, outcome)
+            response = await self._call(request.api, params, outcome, flight)
         except (ClientError, BotoCoreError) as exc:
-            if not _landed_earlier(exc, planned, action):
+            if flight.lost and _condition_failed_code(exc):
+                stored: Any = exc.response.get("Item")  # type: ignore[union-attr]  # a ClientError
+                verdict = landed(planned, stored)
+                if verdict:
+                    outcome.unknown += 1
+                    outcome.settle("found")
+                    outcome.succeeded.append((planned, None))
+                    return
+                if verdict is None:
+                    cause: ChangeError = _unsettled(
+                        planned,
+                        OutcomeUnknownError(
+                            f"its item has moved on by {MARKER_SLOTS} versions or more since "
+                            "the write was sent, so its marker is gone"
+                        ),
+                    )
+                    cause.__cause__ = exc
+                    self._doubt(request, params, flight, outcome, cause)
+                    outcome.failed.append((planned, cause))
+                    return
+                outcome.unknown += 1
+                outcome.settle("conflict")
                 outcome.failed.append((planned, translate(exc, planned.change)))
                 return
-            response = {}
+            if flight.lost:
+                self._doubt(request, params, flight, outcome)
+            outcome.failed.append((planned, translate(exc, planned.change)))
+            return
+        if flight.lost:
+            outcome.unknown += 1
+            outcome.settle("resent")
         outcome.succeeded.append((planned, response.get("Attributes")))
+
+    @staticmethod
+    def _doubt(
+        request: Request,
+        params: dict[str, Any] | None,
+        flight: Flight,
+        outcome: Outcome,
+        unsettled: ChangeError | None = None,
+    ) -> None:
+        """Keep a write that may have landed in doubt: the next commit settles it."""
+        changes = len(request.entries)
+        outcome.unknown += changes
+        outcome.settle("unsettled" if unsettled else "pending", changes)
+        outcome.doubtful.append(InDoubt(request, params, flight.first_sent, unsettled))
 
     async def get_item(
         self, table: str, key: dict[str, Any], outcome: Outcome
@@ -468,20 +645,27 @@ class Executor:
         item: dict[str, Any] | None = response.get("Item")
         return item
 
-    async def _transact(self, request: Request, outcome: Outcome) -> None:
+    async def _transact(
+        self, request: Request, params: dict[str, Any], outcome: Outcome, flight: Flight
+    ) -> None:
         actions = [(planned, action) for planned in request.entries for action in planned.actions]
-        items = [{action.kind: action.body} for _, action in actions]
-        params = {
-            "TransactItems": items,
-            "ClientRequestToken": request_token(
-                ":".join(planned.record.attempt or "" for planned in request.entries), items
-            ),
-        }
+        changes = len(request.entries)
         try:
-            await self._call("TransactWriteItems", params, outcome)
+            await self._call("TransactWriteItems", params, outcome, flight)
         except (ClientError, BotoCoreError) as exc:
+            if flight.lost and _earlier_landed(exc, actions):
+                outcome.unknown += changes
+                outcome.settle("found", changes)
+                outcome.succeeded.extend((planned, None) for planned in request.entries)
+                return
             causes = transaction_causes(exc, actions)
             culprits = "; ".join(str(cause) for cause in causes.values())
+            if flight.lost:
+                if isinstance(exc, ClientError) and _definitive(exc):
+                    outcome.unknown += changes
+                    outcome.settle("conflict", changes)
+                else:
+                    self._doubt(request, params, flight, outcome)
             for planned in request.entries:
                 cause = causes.get(id(planned))
                 if cause is None:
@@ -492,54 +676,134 @@ class Executor:
                     cause.__cause__ = exc
                 outcome.failed.append((planned, cause))
             return
+        if flight.lost:  # the same token: DynamoDB applied it once, now or before
+            outcome.unknown += changes
+            outcome.settle("token", changes)
         outcome.succeeded.extend((planned, None) for planned in request.entries)
 
-    async def _batch(self, request: Request, outcome: Outcome) -> None:
+    async def _batch(self, request: Request, outcome: Outcome, flight: Flight) -> None:
         retry = self._retry
         pending = {_signature(planned): planned for planned in request.entries}
         started = time.monotonic()
         attempt = 0
-        while True:
-            items: dict[str, list[dict[str, Any]]] = {}
-            for planned in pending.values():
-                items.setdefault(planned.table, []).append(planned.write)
-            params: dict[str, Any] = {"RequestItems": items}
-            try:
-                response = await self._call("BatchWriteItem", params, outcome)
-            except (ClientError, BotoCoreError) as exc:
-                outcome.failed.extend((p, translate(exc, p.change)) for p in pending.values())
-                return
-            left: dict[tuple[str, str, str], Planned] = {}
-            for table, writes in (response.get("UnprocessedItems") or {}).items():
-                for write in writes:
-                    some = next(iter(pending.values()))
-                    for planned in pending.values():
-                        if planned.table == table:
-                            some = planned
-                            break
-                    signature = _write_signature(table, write, some.record.info.key_fields)
-                    if signature in pending:
-                        left[signature] = pending[signature]
-            outcome.succeeded.extend((p, None) for s, p in pending.items() if s not in left)
-            if not left:
-                return
-            pending = left
-            attempt += 1
-            delay = retry.delay(attempt)
-            spent = time.monotonic() - started
-            if attempt >= retry.max_attempts or time.monotonic() + delay > self._deadline:
+        try:
+            while True:
+                items: dict[str, list[dict[str, Any]]] = {}
                 for planned in pending.values():
-                    what = f"{planned.change.model.__name__} {planned.change.key}"
-                    outcome.failed.append(
-                        (
-                            planned,
-                            ThrottledError(
-                                f"{what}: DynamoDB left the write unprocessed through "
-                                f"{attempt} attempts ({spent:.1f}s); it is still pending"
-                            ),
+                    items.setdefault(planned.table, []).append(planned.write)
+                params: dict[str, Any] = {"RequestItems": items}
+                try:
+                    response = await self._call("BatchWriteItem", params, outcome, flight)
+                except (ClientError, BotoCoreError) as exc:
+                    if flight.lost:  # idempotent: planned and sent again by the next commit
+                        outcome.unknown += len(pending)
+                        outcome.settle("pending", len(pending))
+                    outcome.failed.extend((p, translate(exc, p.change)) for p in pending.values())
+                    return
+                left: dict[tuple[str, str, str], Planned] = {}
+                for table, writes in (response.get("UnprocessedItems") or {}).items():
+                    for write in writes:
+                        some = next(iter(pending.values()))
+                        for planned in pending.values():
+                            if planned.table == table:
+                                some = planned
+                                break
+                        signature = _write_signature(table, write, some.record.info.key_fields)
+                        if signature in pending:
+                            left[signature] = pending[signature]
+                done = [p for s, p in pending.items() if s not in left]
+                if flight.lost:
+                    outcome.unknown += len(done)
+                    outcome.settle("resent", len(done))
+                outcome.succeeded.extend((p, None) for p in done)
+                if not left:
+                    return
+                pending = left
+                attempt += 1
+                delay = retry.delay(attempt)
+                spent = time.monotonic() - started
+                if attempt >= retry.max_attempts or time.monotonic() + delay > self._deadline:
+                    for planned in pending.values():
+                        what = f"{planned.change.model.__name__} {planned.change.key}"
+                        outcome.failed.append(
+                            (
+                                planned,
+                                ThrottledError(
+                                    f"{what}: DynamoDB left the write unprocessed through "
+                                    f"{attempt} attempts ({spent:.1f}s); it is still pending"
+                                ),
+                            )
                         )
-                    )
-                return
-            outcome.retries += len(pending)
-            log.debug("BatchWriteItem: %d unprocessed, re-sending in %.3fs", len(pending), delay)
-            await asyncio.sleep(delay)
+                    return
+                outcome.retries += len(pending)
+                log.debug(
+                    "BatchWriteItem: %d unprocessed, re-sending in %.3fs", len(pending), delay
+                )
+                await asyncio.sleep(delay)
+        except asyncio.CancelledError:
+            if flight.lost:  # idempotent puts and deletes: the next commit sends them again
+                doubt = Request("BatchWriteItem", tuple(pending.values()))
+                outcome.doubtful.append(InDoubt(doubt, None, flight.first_sent))
+            raise
+
+
+def _params(request: Request) -> dict[str, Any]:
+    """The parameters of a single write or a transaction, as sent (and re-sent) verbatim."""
+    if request.api == "TransactWriteItems":
+        items = []
+        for planned in request.entries:
+            for action in planned.actions:
+                body = action.body
+                if action.role == "record" and action.conditional:
+                    # The stored item comes back with a failed condition (`landed`).
+                    body = {**body, "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}
+                items.append({action.kind: body})
+        # Each change's token, made when it is first sent and kept until it is confirmed:
+        # a re-send carries the same `ClientRequestToken`, a new identical change another.
+        seed = ":".join(attempt_of(planned.record) for planned in request.entries)
+        return {"TransactItems": items, "ClientRequestToken": request_token(seed, items)}
+    (planned,) = request.entries
+    (action,) = planned.actions
+    params = dict(action.body)
+    if planned.add_fields:
+        params["ReturnValues"] = "UPDATED_NEW"
+    if action.conditional:
+        # Tells "changed by another writer" from "deleted" in the error, and lets a
+        # re-send find its own earlier attempt (`landed`).
+        params["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+    return params
+
+
+def _unsettled(planned: Planned, reason: ChangeError) -> OutcomeUnknownError:
+    cause = OutcomeUnknownError(
+        f"{planned.change.describe()}: its outcome is unknown and cannot be settled "
+        f"safely ({reason}); it is not sent again: refresh() the record (or "
+        "clear_record() it) and apply again what is missing"
+    )
+    cause.__cause__ = reason.__cause__
+    return cause
+
+
+def _condition_failed_code(exc: BaseException) -> bool:
+    return (
+        isinstance(exc, ClientError)
+        and exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+    )
+
+
+def _definitive(exc: ClientError) -> bool:
+    """A transaction refused for a reason that rules out that it was applied."""
+    return exc.response.get("Error", {}).get("Code") == "TransactionCanceledException"
+
+
+def _earlier_landed(exc: BaseException, actions: list[tuple[Planned, Action]]) -> bool:
+    """A re-sent transaction was cancelled because its own earlier attempt landed."""
+    if not isinstance(exc, ClientError):
+        return False
+    reasons: Any = exc.response.get("CancellationReasons") or ()
+    for (planned, action), reason in zip(actions, reasons, strict=False):
+        if action.role != "record" or reason.get("Code") != "ConditionalCheckFailed":
+            continue
+        if planned.marker is not None and landed(planned, reason.get("Item")):
+            return True
+    return False

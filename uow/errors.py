@@ -15,6 +15,7 @@ caller does next::
         ├── UniqueViolation                 a unique field's value is taken
         ├── ThrottledError                  DynamoDB kept throttling after every retry
         ├── AbortedError                    not written: another change cancelled the atomic commit
+        ├── OutcomeUnknownError             an interrupted write that no sound check can settle
         └── ServiceError                    any other error DynamoDB or the network returned
 
 `botocore` errors are translated into these in one place (`uow._execute`), and
@@ -39,6 +40,7 @@ __all__ = [
     "DuplicateKeyError",
     "NotFoundError",
     "NotMapped",
+    "OutcomeUnknownError",
     "ServiceError",
     "ThrottledError",
     "UniqueViolation",
@@ -124,6 +126,20 @@ class AbortedError(ChangeError):
 
     Fix the change whose cause is not `AbortedError` (or drop it with
     `clear_record`), then commit again: this change is still pending.
+    """
+
+
+class OutcomeUnknownError(ChangeError):
+    """A write was sent, its answer never came, and no sound check can tell whether it landed.
+
+    `commit()` settles most interrupted writes by itself (see "Exactly once"
+    in the docs). This cause is left when it cannot: an `ADD` (or other
+    non-idempotent write) whose first attempt is older than DynamoDB's
+    10-minute idempotency window, or a versioned write whose item has since
+    moved on by more versions than `uow` keeps markers for. The write is
+    never sent again blindly: the change stays pending but is refused by
+    every `commit()` until you settle it: `await session.refresh(obj)` (or
+    `clear_record(...)`) drops it, then re-apply what is still missing.
     """
 
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterator, Mapping
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import attrs
 
 from uow.codec import STR, AttributeValue, Item, ModelCodec, codec_for
 from uow.errors import ValidationError
 from uow.model import ModelInfo
+
+if TYPE_CHECKING:
+    from uow._execute import InDoubt
 
 __all__ = ["IdentityMap", "Key", "Record", "RecordState", "key_of"]
 
@@ -73,11 +76,15 @@ class Record:
     blind: list[Any] = attrs.Factory(list)
     # ADD deltas applied to `obj` since the snapshot: top-level field -> delta.
     adds: dict[str, Any] = attrs.Factory(dict)
-    # Seeds the idempotency token of this record's pending change: set when the
-    # change is first sent in a `TransactWriteItems` (the only API with a token),
-    # kept for every re-send, dropped once DynamoDB confirms it (see
-    # `_execute.request_token`).
+    # The token of this record's pending change: made when the change is first
+    # planned, kept for every re-send, dropped once DynamoDB confirms it or the change
+    # is dropped. It seeds a transaction's `ClientRequestToken`
+    # (`_execute.request_token`) and is the marker a create or versioned write stores
+    # in the item (`plan.MARKER_PREFIX`).
     attempt: str | None = None
+    # A write of this record whose outcome is unknown (sent, no answer): the next
+    # commit settles it before anything else is sent for the record (`uow._execute.InDoubt`).
+    doubt: InDoubt | None = None
     # Field values of the stored item, read at commit for a blind delete or
     # overwrite of a model with unique fields (so its guards can be released).
     stored: tuple[Any, ...] | None = None

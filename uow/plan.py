@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import gc
+import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -49,12 +50,15 @@ __all__ = [
     "GUARD_KEY",
     "GUARD_TABLE",
     "ITEM_SIZE_LIMIT",
+    "MARKER_PREFIX",
+    "MARKER_SLOTS",
     "TRANSACTION_ACTION_LIMIT",
     "TRANSACTION_SIZE_LIMIT",
     "Action",
     "Plan",
     "Planned",
     "Request",
+    "attempt_of",
     "change_of",
     "guard_key",
     "item_size",
@@ -71,6 +75,23 @@ EXPRESSION_LIMIT = 4 * 1024
 GUARD_TABLE = "uow_unique"
 GUARD_KEY = "guard"
 GUARD_OWNER = "owner"
+# Write markers: a create, and every version-checked write, also stores the token of
+# its pending change in the item, in attribute `_uow_w{version % MARKER_SLOTS}` (`_uow_w0`
+# for unversioned creates). When such a write's answer is lost and the re-send's
+# condition fails, the stored item says whether the first attempt landed (see
+# `uow._execute.landed`): the last MARKER_SLOTS versions of an item are told apart.
+MARKER_PREFIX = "_uow_w"
+MARKER_SLOTS = 8
+
+
+def attempt_of(record: Record) -> str:
+    """The token of a record's pending change: made when first planned, kept until
+    DynamoDB confirms the change (or the change is dropped), so every re-send of it
+    carries the same one."""
+    token = record.attempt
+    if token is None:
+        token = record.attempt = secrets.token_urlsafe(12)
+    return token
 
 
 @attrs.define(slots=True, eq=False)
@@ -119,6 +140,12 @@ class Planned:
     add_fields: tuple[str, ...] = ()
     # The version the record has once the write is confirmed.
     new_version: int | None = None
+    # `(attribute, token)` this write stores in the item (creates and versioned writes).
+    marker: tuple[str, str] | None = None
+    # A write that is not idempotent and has no condition that would refuse a second
+    # copy (an unversioned ADD, a blind versioned update): only DynamoDB's
+    # `ClientRequestToken` makes a re-send safe, so it is sent as a transaction.
+    token_only: bool = False
     _change: Change | None = attrs.field(default=None, init=False)
 
     @property
@@ -514,6 +541,11 @@ def _plan_put(record: Record, kind: ChangeKind, prefix: str) -> Planned:
             new_version = int(getattr(obj, info.version) or 0) + 1
         item[info.version] = {"N": str(new_version)}
         snapshot = _replace(snapshot, codec.index[info.version], new_version)
+    marker = None
+    if conditions:  # a create, or a version-checked replacement: a lost answer is settled
+        slot = 0 if new_version is None else new_version % MARKER_SLOTS
+        marker = (f"{MARKER_PREFIX}{slot}", attempt_of(record))
+        item[marker[0]] = {"S": marker[1]}
     _check_item_size(item)
     if info.indexes:
         _check_index_keys(info, item)
@@ -533,6 +565,7 @@ def _plan_put(record: Record, kind: ChangeKind, prefix: str) -> Planned:
         [Action("Put", body), *_guards(record, prefix, old, snapshot)],
         new_snapshot=snapshot,
         new_version=new_version,
+        marker=marker,
     )
 
 
@@ -584,8 +617,11 @@ class _Template:
     placeholders: tuple[str, ...]
 
 
-def _template(info: ModelInfo, shape: tuple[tuple[str, Path], ...], version: str) -> _Template:
-    """The expressions of an update of `shape`; `version` is "", "read", "unread" or "blind"."""
+def _template(
+    info: ModelInfo, shape: tuple[tuple[str, Path], ...], version: str, marker: str | None
+) -> _Template:
+    """The expressions of an update of `shape`; `version` is "", "read", "unread" or "blind";
+    `marker` names the attribute that stores the write's token, if any."""
     builder = ExpressionBuilder()
     if version == "read":
         condition = f"{builder.name(str(info.version))} = {builder.value(_PLACEHOLDER)}"
@@ -598,6 +634,8 @@ def _template(info: ModelInfo, shape: tuple[tuple[str, Path], ...], version: str
     adds = [(path, _PLACEHOLDER) for action, path in shape if action == "ADD"]
     if version in ("read", "unread"):
         sets.append(((str(info.version),), _PLACEHOLDER))
+        if marker is not None:
+            sets.append(((marker,), _PLACEHOLDER))
     elif version == "blind":
         adds.append(((str(info.version),), _PLACEHOLDER))
     update = builder.update(sets, removes, adds)
@@ -609,9 +647,9 @@ _TEMPLATES: dict[tuple[Any, ...], _Template] = {}
 
 
 def _new_template(
-    key: tuple[Any, ...], info: ModelInfo, ops: Sequence[OpLike], version: str
+    key: tuple[Any, ...], info: ModelInfo, ops: Sequence[OpLike], version: str, marker: str | None
 ) -> _Template:
-    template = _template(info, tuple((op[0], op[1]) for op in ops), version)
+    template = _template(info, tuple((op[0], op[1]) for op in ops), version, marker)
     if len(_TEMPLATES) >= _TEMPLATE_LIMIT:
         _TEMPLATES.clear()
     _TEMPLATES[key] = template
@@ -648,16 +686,23 @@ def _plan_update(record: Record, ops: Sequence[OpLike], prefix: str, blind: bool
             snapshot[at] = getattr(obj, head) if copy is None else copy(getattr(obj, head))
     if info.indexes or (size > _LARGE_CHANGE and not blind):
         _check_update(record, ops, set_values, size, blind=blind)
+    marker = None
     if info.version is None:
         version = ""
         values = set_values + add_values if add_values else set_values
         new_version = None
     else:
         version, values, new_version = _version_values(record, blind, set_values, add_values)
+        if new_version is not None:  # version-checked: the write leaves its marker
+            marker = (f"{MARKER_PREFIX}{new_version % MARKER_SLOTS}", attempt_of(record))
+            values.insert(len(values) - len(add_values), {"S": marker[1]})
         if snapshot is not None:
             snapshot[codec.index[info.version]] = new_version
     shape.append(version)
-    template = _TEMPLATES.get(key := tuple(shape)) or _new_template(key, info, ops, version)
+    shape.append(marker and marker[0])
+    template = _TEMPLATES.get(key := tuple(shape)) or _new_template(
+        key, info, ops, version, marker and marker[0]
+    )
     table = prefix + info.table
     body: dict[str, Any] = {
         "TableName": table,
@@ -675,7 +720,19 @@ def _plan_update(record: Record, ops: Sequence[OpLike], prefix: str, blind: bool
     if info.unique and not blind:
         actions += _guards(record, prefix, record.snapshot, new)
     adds = tuple(op[1][0] for op in ops if op[0] == "ADD") if add_values else ()
-    return Planned(record, ChangeKind.UPDATE, ops, table, actions, new, adds, new_version)
+    return Planned(
+        record,
+        ChangeKind.UPDATE,
+        ops,
+        table,
+        actions,
+        new,
+        adds,
+        new_version,
+        marker,
+        # No condition refuses a second copy of an ADD, nor of a blind version bump.
+        token_only=(bool(add_values) and marker is None) or version == "blind",
+    )
 
 
 def _check_update(
@@ -834,6 +891,9 @@ def _make_plan(records: Sequence[Record], prefix: str, *, atomic: bool) -> Plan:
                 continue
             removing = planned.kind is ChangeKind.DELETE
             if planned.kind is ChangeKind.UPDATE and len(planned.actions) == 1:
+                if planned.token_only:
+                    updates.append(Request("TransactWriteItems", (planned,)))
+                    continue
                 updates.append(_new_request(Request, ("UpdateItem", (planned,))))
             elif planned.batchable:
                 (remove_batch if removing else update_batch).append(planned)

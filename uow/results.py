@@ -24,6 +24,18 @@ class CommitResult:
         consumed_capacity: capacity units DynamoDB reported as consumed, or `None`
             unless the store was made with `consumed_capacity=True`.
         elapsed: seconds from the start of commit to its end.
+        unknown: changes whose outcome was unknown during this commit: a
+            request of theirs got no answer (lost, timed out, a 5xx) in this
+            commit, or they were left unsettled by an earlier, interrupted one.
+        resolved: how those outcomes were settled, per way: `"resent"` (the
+            write had not landed, or is idempotent, and was sent again),
+            `"found"` (its earlier attempt had landed: found by its marker in
+            the item, or the item was already gone for a delete), `"token"`
+            (re-sent in a transaction with the same `ClientRequestToken`, which
+            DynamoDB applies at most once), `"conflict"` (it had not landed,
+            and another writer's change now stands in its way), `"unsettled"`
+            (no sound check could tell: `OutcomeUnknownError`), `"pending"`
+            (not settled in this commit: out of retries, or cancelled again).
     """
 
     created: int = 0
@@ -35,6 +47,8 @@ class CommitResult:
     retries: int = 0
     consumed_capacity: float | None = None
     elapsed: float = 0.0
+    unknown: int = 0
+    resolved: Mapping[str, int] = attrs.field(factory=dict)
 
     @property
     def written(self) -> int:
@@ -52,8 +66,14 @@ class CommitResult:
         return (
             f"created={self.created} put={self.put} updated={self.updated} "
             f"deleted={self.deleted} failed={self.failed} requests[{apis}] "
-            f"retries={self.retries} elapsed={self.elapsed * 1000:.1f}ms"
+            f"retries={self.retries}{self._unknown_text()} elapsed={self.elapsed * 1000:.1f}ms"
         )
+
+    def _unknown_text(self) -> str:
+        if not self.unknown:
+            return ""
+        ways = ", ".join(f"{way}={n}" for way, n in sorted(self.resolved.items()))
+        return f" unknown={self.unknown}[{ways}]"
 
 
 @attrs.frozen(kw_only=True)

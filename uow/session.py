@@ -10,20 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar, overload
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from uow._execute import Executor, Outcome, translate
+from uow._commit import run_commit
+from uow._execute import Outcome
 from uow._lifecycle import SessionState
 from uow._reads import Reads
 from uow.changes import (
     Change,
-    ChangeKind,
     Op,
     merge_op,
     missing_at,
@@ -33,19 +29,18 @@ from uow.changes import (
     resolve_op,
     type_at,
 )
-from uow.codec import Item, ModelCodec, codec_for
-from uow.errors import CommitError, NotMapped, UsageError, ValidationError
+from uow.codec import ModelCodec, codec_for
+from uow.errors import NotMapped, UsageError, ValidationError
 from uow.identity import (
     IdentityMap,
     Key,
     Record,
     RecordState,
-    key_item,
     key_of,
     key_of_object,
 )
 from uow.model import ModelInfo, info_of
-from uow.plan import change_of, loaded_ops, make_plan
+from uow.plan import change_of, loaded_ops
 from uow.results import CommitResult, ReadStats
 from uow.telemetry import commit_span, record_result
 
@@ -256,8 +251,23 @@ class Session(Reads):
         for info, key, obj in items:
             self._add(info, key, obj, overwrite=overwrite)
 
+    @staticmethod
+    def _check_settled(record: Record | None, call: str) -> None:
+        """Refuse a new change to a record whose last write's outcome is unknown.
+
+        That write is re-sent exactly as it was by the next commit (so that it
+        lands once); a change made before then could not be told from it.
+        """
+        if record is not None and record.doubt is not None and record.doubt.params is not None:
+            raise UsageError(
+                f"Session.{call}: {record.info.name} {record.key} has a write whose outcome "
+                "is unknown (its commit was interrupted); commit() again to settle it "
+                "first, or clear_record() it"
+            )
+
     def _check_add(self, info: ModelInfo, key: Key, obj: Any) -> None:
         record = self._records.get(key)
+        self._check_settled(record, "add()")
         if record is None or record.obj is obj:
             return
         if record.state in (RecordState.DELETED, RecordState.BLIND):
@@ -327,6 +337,7 @@ class Session(Reads):
 
     def _delete(self, info: ModelInfo, key: Key) -> None:
         record = self._records.get(key)
+        self._check_settled(record, "delete()")
         if record is None:
             codec = codec_for(info.cls)
             self._records[key] = Record(key, info, codec, RecordState.DELETED)
@@ -391,6 +402,7 @@ class Session(Reads):
                 "is managed by uow; every write increments it"
             )
         record = self._records.get(key)
+        self._check_settled(record, "update()")
         unique = {str(op.path[0]) for op in ops}.intersection(info.unique)
         if unique and (record is None or record.state is RecordState.BLIND):
             raise ValidationError(
@@ -508,6 +520,11 @@ class Session(Reads):
         for key, record in list(self._records.items()):
             if not selected(record):
                 continue
+            if record.doubt is not None:
+                # A write of it may have landed: its committed state is unknown, so it
+                # leaves the map (the next read sees what DynamoDB holds).
+                del self._records[key]
+                continue
             record.attempt = None  # a change made after this is a new one
             if not self._is_dirty(record):
                 record.adds = {}  # ADDs that changed nothing leave nothing behind
@@ -555,133 +572,15 @@ class Session(Reads):
         """
         self._guard("commit()")
         with commit_span(atomic=atomic) as span:
-            result, error = await self._commit(atomic)
+            self._begin("commit()")
+            try:
+                result, error = await run_commit(self._records, self._store, atomic=atomic)
+            finally:
+                self._end()
             record_result(span, result)
         if error is not None:
             raise error
         return result
-
-    async def _commit(self, atomic: bool) -> tuple[CommitResult, CommitError | None]:
-        started = time.perf_counter()
-        records = list(self._records.values())
-        plan = make_plan(records, self._store.table_prefix, atomic=atomic)
-        outcome = Outcome(consumed_capacity=0.0 if self._store.consumed_capacity else None)
-        self._begin("commit()")
-        try:
-            executor = Executor(
-                self._store.client,
-                max_concurrency=self._store.max_concurrency,
-                retry=self._store.retry,
-            )
-            if await self._read_stored(records, executor, outcome):
-                plan = make_plan(records, self._store.table_prefix, atomic=atomic)
-            for request in plan.requests:
-                if request.api == "TransactWriteItems":  # the only API with a token
-                    for planned in request.entries:
-                        if planned.record.attempt is None:
-                            planned.record.attempt = uuid.uuid4().hex
-            await executor.run(plan, outcome)
-        finally:
-            self._end()
-            self._apply(outcome)
-        result = _result(outcome, time.perf_counter() - started)
-        log.info("commit %s", result.summary())
-        if not outcome.failed:
-            return result, None
-        failed = [(planned.change, cause) for planned, cause in outcome.failed]
-        succeeded = [planned.change for planned, _ in outcome.succeeded]
-        first = failed[0]
-        error = CommitError(
-            f"{len(failed)} of {len(plan.entries)} changes failed and stay pending "
-            f"(first: {first[0].describe()}: {first[1]}); commit() again sends only them",
-            succeeded=succeeded,
-            failed=failed,
-            result=result,
-        )
-        return result, error
-
-    async def _read_stored(
-        self, records: list[Record], executor: Executor, outcome: Outcome
-    ) -> bool:
-        """Read the stored items of blind deletes/overwrites of models with unique fields.
-
-        Their guard items can only be released if their current values are
-        known; the write is then conditioned on those values. Returns True when
-        anything was read (the plan must be made again).
-        """
-        blind = [
-            record
-            for record in records
-            if record.info.unique
-            and record.base is None
-            and record.state in (RecordState.DELETED, RecordState.REPLACE)
-        ]
-        if not blind:
-            return False
-
-        prefix = self._store.table_prefix
-
-        async def read(record: Record) -> None:
-            key = key_item(record.info, record.key)
-            item = await executor.get_item(prefix + record.info.table, key, outcome)
-            codec = record.codec
-            record.stored = None if item is None else codec.read(item)[1]
-
-        results = await asyncio.gather(*(read(r) for r in blind), return_exceptions=True)
-        failed = []
-        for record, result in zip(blind, results, strict=True):
-            if isinstance(result, ClientError | BotoCoreError):
-                change = change_of(record)
-                assert change is not None
-                failed.append((change, translate(result, change)))
-            elif isinstance(result, BaseException):
-                raise result
-        if failed:
-            raise CommitError(
-                f"reading {len(failed)} records before releasing their unique guards failed; "
-                "nothing was written and every change stays pending",
-                succeeded=(),
-                failed=failed,
-            )
-        return True
-
-    def _apply(self, outcome: Outcome) -> None:
-        """Install what DynamoDB confirmed: new snapshots, dropped records."""
-        records = self._records
-        for planned, attributes in outcome.succeeded:
-            record = planned.record
-            if records.get(record.key) is not record:
-                continue
-            record.attempt = None  # confirmed: a later change is a new one
-            if planned.new_snapshot is None:
-                del records[record.key]  # a delete, or a blind update of an unloaded item
-                continue
-            snapshot = planned.new_snapshot
-            if planned.add_fields and attributes:
-                snapshot = _with_returned(record, planned.add_fields, snapshot, attributes)
-            if planned.new_version is not None and record.info.version is not None:
-                object.__setattr__(record.obj, record.info.version, planned.new_version)
-            record.snapshot = snapshot
-            record.base = record.obj
-            record.state = RecordState.LOADED
-            record.adds = {}
-
-
-def _with_returned(
-    record: Record, fields: tuple[str, ...], snapshot: tuple[Any, ...], attributes: Item
-) -> tuple[Any, ...]:
-    """Take ADDed fields' committed values from DynamoDB's response (other writers count)."""
-    codec = record.codec
-    values = list(snapshot)
-    for name in fields:
-        av = attributes.get(name)
-        if av is None:
-            continue
-        kind = codec.types[name]
-        value = kind.decode(av)
-        values[codec.index[name]] = kind.clone(value)
-        object.__setattr__(record.obj, name, value)
-    return tuple(values)
 
 
 def _apply_to(codec: ModelCodec, obj: Any, ops: Sequence[Op], adds: dict[str, Any] | None) -> None:
@@ -699,18 +598,3 @@ def _apply_to(codec: ModelCodec, obj: Any, ops: Sequence[Op], adds: dict[str, An
             object.__setattr__(obj, name, _combine(getattr(obj, name), op.value))
             if adds is not None:
                 adds[name] = _combine(adds.get(name), op.value)
-
-
-def _result(outcome: Outcome, elapsed: float) -> CommitResult:
-    kinds = [planned.kind for planned, _ in outcome.succeeded]
-    return CommitResult(
-        created=kinds.count(ChangeKind.CREATE),
-        put=kinds.count(ChangeKind.PUT),
-        updated=kinds.count(ChangeKind.UPDATE),
-        deleted=kinds.count(ChangeKind.DELETE),
-        failed=len(outcome.failed),
-        requests=dict(outcome.requests),
-        retries=outcome.retries,
-        consumed_capacity=outcome.consumed_capacity,
-        elapsed=elapsed,
-    )

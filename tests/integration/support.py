@@ -66,6 +66,13 @@ def _decode(item: dict[str, Any]) -> dict[str, Any]:
     return {name: _DESERIALIZER.deserialize(av) for name, av in item.items()}
 
 
+def without_markers(item: dict[str, Any] | None) -> dict[str, Any] | None:
+    """An item without the `_uow_w*` write markers that creates and versioned writes store."""
+    if item is None:
+        return None
+    return {name: value for name, value in item.items() if not name.startswith("_uow_w")}
+
+
 async def raw_get(store: uow.Store, model: type, **key: Any) -> dict[str, Any] | None:
     """The stored item (plain Python values, numbers as Decimal), or None; strongly consistent."""
     response = await store.client.get_item(

@@ -291,7 +291,7 @@ class TestCoalescing:
         assert dict(change.add) == {"count": 5, "names": {"y", "z"}}
         await uow_session.commit()
 
-        assert calls.apis == {"UpdateItem": 1}
+        assert calls.apis == {"TransactWriteItems": 1}  # an ADD goes with a token
         stored = await raw_get(store, Everything, id="e1")
         assert stored is not None
         assert stored["count"] == 6
@@ -395,7 +395,13 @@ class TestGroups:
 
         result = await uow_session.commit()
 
-        assert result.requests == {"PutItem": 2, "UpdateItem": 2, "BatchWriteItem": 2}
+        # The blind ADD goes in a transaction with a token: exactly once (DESIGN §11).
+        assert result.requests == {
+            "PutItem": 2,
+            "UpdateItem": 1,
+            "TransactWriteItems": 1,
+            "BatchWriteItem": 2,
+        }
         assert (result.created, result.put, result.updated, result.deleted) == (2, 1, 2, 1)
         assert await raw_count(store, Everything) == 5
 
@@ -560,7 +566,7 @@ class TestCommitError:
         calls.clear()
         result = await uow_session.commit()
 
-        assert calls.apis == {"UpdateItem": 1}
+        assert calls.apis == {"TransactWriteItems": 1}  # an ADD goes with a token
         assert result.updated == 1
         stored = await raw_get(store, Everything, id="late")
         assert stored is not None

@@ -21,7 +21,7 @@ EXPECTED = (
     "update(Product, 'sku-2', add={'stock': -3}) -> frother.stock = 7",
     "delete Order ('c-1', 'o-0001')",
     "sent: created=3 put=0 updated=4 deleted=1 failed=0 "
-    "requests[BatchWriteItem=1, PutItem=3, UpdateItem=4] retries=0",
+    "requests[BatchWriteItem=1, PutItem=3, TransactWriteItems=2, UpdateItem=2] retries=0",
     "stock now: sku-1=37 sku-2=8 sku-3=98; Ada: 4 orders, 190 points",
     "sent: created=1 put=0 updated=0 deleted=0 failed=1 requests[PutItem=2] retries=0",
     "CommitError: 1 failed, 1 written",

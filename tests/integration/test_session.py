@@ -261,7 +261,7 @@ class TestUpdate:
         assert obj.names == {"x", "y"}
         assert uow_session.is_dirty(obj)
         await uow_session.commit()
-        assert calls.apis == {"GetItem": 1, "UpdateItem": 1}
+        assert calls.apis == {"GetItem": 1, "TransactWriteItems": 1}  # the ADD: exactly once
         stored = await raw_get(store, Everything, id="e1")
         assert stored is not None
         assert stored["doc"]["address"]["city"] == "Paris"
@@ -271,10 +271,10 @@ class TestUpdate:
         assert stored["names"] == {"x", "y"}
         assert not uow_session.is_dirty(obj)
 
-    async def test_update_add_on_a_loaded_object_takes_the_committed_value_from_dynamodb(
+    async def test_update_add_on_a_loaded_object_shows_the_read_value_plus_the_additions(
         self, store: uow.Store, uow_session: uow.Session
     ) -> None:
-        """After commit, ADDed fields show DynamoDB's values, other writers' additions included."""
+        """After commit an ADDed field shows the value read plus this session's additions; DynamoDB holds every writer's, and refresh() shows them."""
         await seed(store)
         obj = await uow_session.get(Everything, "e1")
         assert obj is not None
@@ -291,11 +291,14 @@ class TestUpdate:
         assert (obj.count, obj.names) == (6, {"x", "y"})
         await uow_session.commit()
 
-        assert (obj.count, obj.names) == (16, {"x", "y", "w"})
+        # A transaction returns no values: the object keeps what this session knows.
+        assert (obj.count, obj.names) == (6, {"x", "y"})
+        assert not uow_session.is_dirty(obj)
         stored = await raw_get(store, Everything, id="e1")
         assert stored is not None
         assert (stored["count"], stored["names"]) == (16, {"x", "y", "w"})
-        assert not uow_session.is_dirty(obj)
+        await uow_session.refresh(obj)
+        assert (obj.count, obj.names) == (16, {"x", "y", "w"})
 
     async def test_blind_update_is_conditioned_on_the_item_existing(
         self, store: uow.Store, uow_session: uow.Session

@@ -25,6 +25,7 @@ class TestExports:
             "ModelInfo",
             "NotFoundError",
             "NotMapped",
+            "OutcomeUnknownError",
             "ReadStats",
             "RecordState",
             "Retry",

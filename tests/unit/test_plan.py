@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import math
+import secrets
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -126,13 +127,16 @@ class TestRecordStates:
         assert make_plan([record], PREFIX).entries == ()
 
     def test_create(self) -> None:
-        """A new record is a `PutItem` of the whole item, create-only."""
+        """A new record is a `PutItem` of the whole item, create-only, with its write marker."""
         obj = order(total=Decimal("9.50"))
-        entry = only(make_plan([records.new(obj)], PREFIX))
+        record = records.new(obj)
+        entry = only(make_plan([record], PREFIX))
         assert [a.kind for a in entry.actions] == ["Put"]
+        assert record.attempt is not None
+        assert entry.marker == ("_uow_w0", record.attempt)
         assert body(entry) == {
             "TableName": "t_orders",
-            "Item": ORDERS.encode_item(obj),
+            "Item": {**ORDERS.encode_item(obj), "_uow_w0": {"S": record.attempt}},
             "ConditionExpression": "attribute_not_exists(#n0)",
             "ExpressionAttributeNames": {"#n0": "customer_id"},
         }
@@ -343,6 +347,7 @@ class TestVersionAndUnique:
         assert records.read_update(body(entry)) == {
             ("SET", "name", (("S", "Ann"),)),
             ("SET", "version", (("N", "5"),)),
+            ("SET", "_uow_w5", (("S", record.attempt),)),
         }
         names = body(entry)["ExpressionAttributeNames"]
         values = body(entry)["ExpressionAttributeValues"]
@@ -447,8 +452,16 @@ class TestValidation:
 
     def test_item_of_exactly_400_kb(self) -> None:
         """An item of exactly 400 KB is accepted."""
-        plan = make_plan([records.new(_sized(ITEM_SIZE_LIMIT))], PREFIX)
+        plan = make_plan([records.replace(_sized(ITEM_SIZE_LIMIT))], PREFIX)
+        assert apis(plan) == (["BatchWriteItem"], [])
+
+    def test_a_created_items_marker_counts_toward_400_kb(self) -> None:
+        """A create stores its write marker in the item, and DynamoDB counts its bytes."""
+        marker = len("_uow_w0") + len(secrets.token_urlsafe(12))
+        plan = make_plan([records.new(_sized(ITEM_SIZE_LIMIT - marker))], PREFIX)
         assert apis(plan) == (["PutItem"], [])
+        with pytest.raises(ValidationError, match="over DynamoDB's 400 KB item limit"):
+            make_plan([records.new(_sized(ITEM_SIZE_LIMIT - marker + 1))], PREFIX)
 
     def test_limit(self) -> None:
         """The item size limit is DynamoDB's 400 KB."""
@@ -622,10 +635,12 @@ class TestSharedTemplates:
         assert records.read_update(body(one)) == {
             ("SET", "name", (("S", "A"),)),
             ("SET", "version", (("N", "1"),)),
+            ("SET", "_uow_w1", (("S", first.attempt),)),
         }
         assert records.read_update(body(two)) == {
             ("SET", "name", (("S", "B"),)),
             ("SET", "version", (("N", "1"),)),
+            ("SET", "_uow_w1", (("S", second.attempt),)),
         }
 
     @pytest.mark.parametrize(
@@ -730,3 +745,81 @@ class TestCollector:
         with pytest.raises(ValidationError, match="not finite"):
             make_plan(made, PREFIX)
         assert gc.isenabled()
+
+
+class TestExactlyOnce:
+    """Writes carry what lets a re-send after a lost answer land once: markers or tokens."""
+
+    def test_blind_add_without_version_is_a_transaction(self) -> None:
+        """An unversioned ADD has no condition refusing a second copy: it goes with a token."""
+        record = records.blind(Order, "c1", "o1", Op("ADD", ("total",), Decimal(2)))
+        plan = make_plan([record], PREFIX)
+        entry = only(plan)
+        assert apis(plan) == (["TransactWriteItems"], [])
+        assert entry.token_only
+        assert entry.marker is None
+
+    def test_loaded_add_without_version_is_a_transaction(self) -> None:
+        """A loaded record whose counter changed only by `update(add=...)` is sent with a token."""
+        record = records.loaded(order(total=Decimal(1)))
+        record.obj.total += 2
+        record.adds = {"total": Decimal(2)}
+        plan = make_plan([record], PREFIX)
+        assert apis(plan) == (["TransactWriteItems"], [])
+        assert only(plan).token_only
+
+    def test_set_only_update_without_version_is_plain(self) -> None:
+        """An idempotent update (SET/REMOVE only) stays a plain `UpdateItem`, with no marker."""
+        record = records.blind(Order, "c1", "o1", Op("SET", ("status",), "paid"))
+        plan = make_plan([record], PREFIX)
+        assert apis(plan) == (["UpdateItem"], [])
+        assert only(plan).marker is None
+        assert not only(plan).token_only
+
+    def test_blind_versioned_update_is_a_transaction(self) -> None:
+        """A blind update of a versioned model bumps the version with ADD: it goes with a token."""
+        record = records.blind(User, "u1", None, Op("SET", ("name",), "Ann"))
+        plan = make_plan([record], PREFIX)
+        assert apis(plan) == (["TransactWriteItems"], [])
+        assert only(plan).token_only
+
+    def test_versioned_add_is_a_plain_update_with_a_marker(self) -> None:
+        """The version condition refuses a second copy of a versioned ADD: no token needed."""
+        record = records.loaded(_user(version=2))
+        record.obj.score += 5
+        record.adds = {"score": 5}
+        plan = make_plan([record], PREFIX)
+        entry = only(plan)
+        assert apis(plan) == (["UpdateItem"], [])
+        assert entry.marker == ("_uow_w3", record.attempt)
+        assert ("ADD", "score", (("N", "5"),)) in records.read_update(body(entry))
+
+    @pytest.mark.parametrize(
+        ("version", "slot"),
+        [
+            pytest.param(0, "_uow_w1", id="first"),
+            pytest.param(6, "_uow_w7", id="last-slot"),
+            pytest.param(7, "_uow_w0", id="wraps"),
+        ],
+    )
+    def test_marker_slot_is_the_new_version_modulo_8(self, version: int, slot: str) -> None:
+        """The write that makes version n stores its token in `_uow_w{n % 8}`."""
+        record = records.mutated(_user(version=version), lambda u: setattr(u, "name", "B"))
+        entry = only(make_plan([record], PREFIX))
+        assert entry.marker == (slot, record.attempt)
+
+    def test_versioned_create_marks_its_version_slot(self) -> None:
+        """A versioned create (version 0 → 1) stores its token in `_uow_w1`."""
+        record = records.new(_user())
+        entry = only(make_plan([record], PREFIX))
+        assert entry.marker == ("_uow_w1", record.attempt)
+        assert entry.actions[0].body["Item"]["_uow_w1"] == {"S": record.attempt}
+
+    def test_token_is_kept_until_the_change_is_confirmed(self) -> None:
+        """Planning the same pending change twice reuses its token; a new change gets a new one."""
+        record = records.new(order())
+        first = only(make_plan([record], PREFIX)).marker
+        again = only(make_plan([record], PREFIX)).marker
+        assert first == again
+        record.attempt = None
+        assert only(make_plan([record], PREFIX)).marker != first
