@@ -17,23 +17,28 @@ The pattern, explained in docs/howto/fastapi.md:
   handler that raises writes nothing;
 * handlers that report what the commit produced (a new version) commit
   explicitly before building the response; the others let the dependency
-  commit.
+  commit;
+* a handler whose commit may be cut by a timeout takes an `Idempotency-Key`
+  header and records it in the same transaction as its write, so that the
+  client's retry of the same request lands once (`POST /users/{id}/credits`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import attrs
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 import uow
 
-__all__ = ["Invite", "User", "app", "create_app"]
+__all__ = ["Invite", "Processed", "User", "app", "create_app"]
 
 
 @uow.model(table="web_users", pk="user_id", unique=("email",), version="version")
@@ -58,7 +63,20 @@ class Invite:
     version: int = 0
 
 
-MODELS = (User, Invite)
+@uow.model(table="web_requests", pk="key")
+@attrs.define
+class Processed:
+    """A request that was applied, by its client's `Idempotency-Key`."""
+
+    key: str
+    # Epoch seconds after which the key may be forgotten: make it the table's TTL
+    # attribute (DynamoDB deletes expired items), a day after the request.
+    expires_at: int = 0
+
+
+MODELS = (User, Invite, Processed)
+# How long a handler waits for its commit before answering 503 (the client retries).
+COMMIT_TIMEOUT = 2.0
 
 
 class SignupBody(BaseModel):
@@ -68,6 +86,12 @@ class SignupBody(BaseModel):
     email: str
     name: str = ""
     invite: str
+
+
+class CreditBody(BaseModel):
+    """The JSON body of `POST /users/{user_id}/credits`."""
+
+    amount: int
 
 
 class RenameBody(BaseModel):
@@ -115,12 +139,15 @@ def _commit_error(request: Request, error: Exception) -> JSONResponse:
 # --8<-- [end:errors]
 
 
-def create_app(store_factory: Callable[[], uow.Store] = uow.Store) -> FastAPI:
+def create_app(
+    store_factory: Callable[[], uow.Store] = uow.Store, *, commit_timeout: float = COMMIT_TIMEOUT
+) -> FastAPI:
     """The app; `store_factory()` makes the (unopened) store the lifespan opens.
 
     Args:
         store_factory: makes the app's `uow.Store`; default `uow.Store()`, which
             follows the standard AWS configuration chain.
+        commit_timeout: seconds `POST /users/{id}/credits` waits for its commit.
     """
 
     # --8<-- [start:lifespan]
@@ -183,6 +210,46 @@ def create_app(store_factory: Callable[[], uow.Store] = uow.Store) -> FastAPI:
         session.update(User, user_id, add={"visits": 1})
 
     # --8<-- [end:visits]
+
+    # --8<-- [start:credits]
+    @app.post("/users/{user_id}/credits")
+    async def add_credits(
+        user_id: str,
+        body: CreditBody,
+        idempotency_key: Annotated[str, Header(min_length=8, max_length=128)],
+        session: SessionDep,
+    ) -> dict[str, Any]:
+        """Add to a user's visits, once per `Idempotency-Key`, whatever the client retries.
+
+        The key is recorded create-only in the same transaction as the ADD: a retry of a
+        request that landed fails on that record (`DuplicateKeyError`), so it is
+        answered "already applied" and writes nothing. A commit cut by the timeout
+        answers 503; whether it landed or not, the client's retry with the same key is
+        safe.
+        """
+        expires = int(time.time()) + 24 * 3600
+        session.add(Processed(f"credits#{idempotency_key}", expires_at=expires))
+        session.update(User, user_id, add={"visits": body.amount})
+        try:
+            async with asyncio.timeout(commit_timeout):
+                await session.commit(atomic=True)
+        except TimeoutError:
+            # Raising rolls the session back: the write in doubt is not sent again by
+            # this request; the client's retry settles it through the key.
+            raise HTTPException(
+                status_code=503, detail="not confirmed in time: retry with the same key"
+            ) from None
+        except uow.CommitError as error:
+            if any(
+                isinstance(cause, uow.DuplicateKeyError) and change.model is Processed
+                for change, cause in error.failed
+            ):
+                session.clear()  # nothing of this request is written: drop it all
+                return {"user_id": user_id, "applied": False}
+            raise
+        return {"user_id": user_id, "applied": True}
+
+    # --8<-- [end:credits]
 
     return app
 

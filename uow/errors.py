@@ -26,7 +26,7 @@ through `__cause__`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from uow.changes import Change
@@ -136,7 +136,7 @@ class OutcomeUnknownError(ChangeError):
     in the docs). This cause is left when it cannot: an `ADD` (or other
     non-idempotent write) whose first attempt is older than DynamoDB's
     10-minute idempotency window, or a versioned write whose item has since
-    moved on by more versions than `uow` keeps markers for. The write is
+    moved on by more versions (32) than `uow` keeps markers for. The write is
     never sent again blindly: the change stays pending but is refused by
     every `commit()` until you settle it: `await session.refresh(obj)` (or
     `clear_record(...)`) drops it, then re-apply what is still missing.
@@ -153,6 +153,10 @@ class ServiceError(ChangeError):
     def __init__(self, message: str, *, code: str) -> None:
         super().__init__(message)
         self.code = code
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keyword-only arguments: pickle (a process pool's result) needs the recipe.
+        return _rebuild, (type(self), self.args, {"code": self.code})
 
 
 class CommitError(UowError):
@@ -177,3 +181,13 @@ class CommitError(UowError):
         self.succeeded: tuple[Change, ...] = tuple(succeeded)
         self.failed: tuple[tuple[Change, ChangeError], ...] = tuple(failed)
         self.result = result
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keyword-only arguments: pickle (a process pool's result) needs the recipe.
+        options = {"succeeded": self.succeeded, "failed": self.failed, "result": self.result}
+        return _rebuild, (type(self), self.args, options)
+
+
+def _rebuild(cls: type[UowError], args: tuple[Any, ...], options: dict[str, Any]) -> UowError:
+    """Unpickle an error whose constructor takes keyword-only arguments."""
+    return cls(*args, **options)

@@ -79,9 +79,12 @@ GUARD_OWNER = "owner"
 # its pending change in the item, in attribute `_uow_w{version % MARKER_SLOTS}` (`_uow_w0`
 # for unversioned creates). When such a write's answer is lost and the re-send's
 # condition fails, the stored item says whether the first attempt landed (see
-# `uow._execute.landed`): the last MARKER_SLOTS versions of an item are told apart.
+# `uow._execute.landed`): the last MARKER_SLOTS versions of an item are told apart. 32
+# slots: 8 were not enough for 8 processes contending for one item on this 2-core
+# machine (its versions moved on by 8 before a lost answer was settled); a full set is
+# about 620 bytes (19 a marker: name, and a 12-character token of 72 random bits).
 MARKER_PREFIX = "_uow_w"
-MARKER_SLOTS = 8
+MARKER_SLOTS = 32
 
 
 def attempt_of(record: Record) -> str:
@@ -90,7 +93,7 @@ def attempt_of(record: Record) -> str:
     carries the same one."""
     token = record.attempt
     if token is None:
-        token = record.attempt = secrets.token_urlsafe(12)
+        token = record.attempt = secrets.token_urlsafe(9)
     return token
 
 

@@ -542,6 +542,13 @@ class Faults:
     apis: frozenset[str] | None = None
 
 
+def _abort(request: Any) -> None:
+    """Close the client's connection with no answer (it may be gone already)."""
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
+
+
 class FaultProxy(_Service):
     """A loopback HTTP proxy in front of a DynamoDB endpoint that injects faults.
 
@@ -666,7 +673,7 @@ class FaultProxy(_Service):
             roll = self._random.random()
             if roll < faults.drop:
                 self.stats["dropped"] += 1
-                request.transport.abort()
+                _abort(request)
                 return web.Response(status=500)
             roll -= faults.drop
             if roll < faults.throttle:
@@ -708,7 +715,7 @@ class FaultProxy(_Service):
         self.stats["forwarded"] += 1
         if faulty and faults.lose and self._random.random() < faults.lose:
             self.stats["lost"] += 1
-            request.transport.abort()
+            _abort(request)
             return web.Response(status=500)
         if held and status == 200:
             result = json.loads(answer)

@@ -15,7 +15,7 @@ from starlette.types import Message, Receive, Scope, Send
 import uow
 from examples import starlette_app
 from examples.webapp import Invite, SessionDep, User, create_app
-from uow.testing import LocalDatabase
+from uow.testing import FaultProxy, Faults, LocalDatabase
 
 pytestmark = pytest.mark.asyncio
 
@@ -249,3 +249,77 @@ class TestStarlette:
         assert missing.status_code == 404
         user = await stored(uow_store, User, "u1")
         assert (user.name, user.version) == ("Ada Lovelace", 2)
+
+
+class TestRetriedRequests:
+    """A request whose commit was cut by a timeout, retried by its client, lands once."""
+
+    @pytest_asyncio.fixture
+    async def slow(
+        self, uow_database: LocalDatabase, uow_endpoint: str
+    ) -> AsyncIterator[tuple[httpx.AsyncClient, FaultProxy, uow.Store]]:
+        """The app behind a proxy (healthy at first), with a 50 ms commit timeout."""
+        with FaultProxy(uow_endpoint, seed=1) as proxy:
+            application = create_app(
+                lambda: uow_database.store(proxy.endpoint), commit_timeout=0.05
+            )
+            async with application.router.lifespan_context(application):
+                store: uow.Store = application.state.store
+                async with store.session() as seed:
+                    seed.add(User("u1", "u1@example.com"))
+                transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
+                async with httpx.AsyncClient(
+                    transport=transport, base_url="http://127.0.0.1"
+                ) as http:
+                    yield http, proxy, store
+
+    async def test_a_timed_out_commit_that_landed_is_not_applied_again(
+        self, slow: tuple[httpx.AsyncClient, FaultProxy, uow.Store]
+    ) -> None:
+        """The first attempt times out (503) but lands; the retry with the same key answers "already applied"."""
+        http, proxy, store = slow
+        headers = {"Idempotency-Key": "req-0001-abcdef"}
+        proxy.faults = Faults(latency=0.2)  # the commit outlasts the handler's timeout
+        first = await http.post("/users/u1/credits", json={"amount": 5}, headers=headers)
+        assert first.status_code == 503
+        await asyncio.sleep(0.5)  # the cut request reaches DynamoDB meanwhile
+        proxy.faults = Faults()
+
+        retry = await http.post("/users/u1/credits", json={"amount": 5}, headers=headers)
+
+        assert retry.status_code == 200
+        assert retry.json() == {"user_id": "u1", "applied": False}
+        user = await stored(store, User, "u1")
+        assert user is not None
+        assert user.visits == 5
+
+    async def test_a_timed_out_commit_that_never_arrived_is_applied_by_the_retry(
+        self, slow: tuple[httpx.AsyncClient, FaultProxy, uow.Store]
+    ) -> None:
+        """The first attempt is dropped before DynamoDB; the retry with the same key applies it, once."""
+        http, proxy, store = slow
+        headers = {"Idempotency-Key": "req-0002-abcdef"}
+        proxy.faults = Faults(drop=1.0, latency=0.02)
+        first = await http.post("/users/u1/credits", json={"amount": 3}, headers=headers)
+        assert first.status_code == 503
+        proxy.faults = Faults()
+
+        retry = await http.post("/users/u1/credits", json={"amount": 3}, headers=headers)
+        again = await http.post("/users/u1/credits", json={"amount": 3}, headers=headers)
+
+        assert retry.json() == {"user_id": "u1", "applied": True}
+        assert again.json() == {"user_id": "u1", "applied": False}
+        user = await stored(store, User, "u1")
+        assert user is not None
+        assert user.visits == 3
+
+    async def test_the_key_is_required(
+        self, slow: tuple[httpx.AsyncClient, FaultProxy, uow.Store]
+    ) -> None:
+        """Without an `Idempotency-Key` the request is refused (422) and writes nothing."""
+        http, _, store = slow
+        response = await http.post("/users/u1/credits", json={"amount": 1})
+        assert response.status_code == 422
+        user = await stored(store, User, "u1")
+        assert user is not None
+        assert user.visits == 0

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import random
+from collections import Counter
 
 import attrs
 
@@ -52,3 +54,95 @@ def run_worker(database: LocalDatabase, increments: int) -> int:
     Returns how many attempts the versioned increments took (conflicts retried).
     """
     return asyncio.run(_increment(database, increments))
+
+
+@uow.model(table="interrupted_tallies", pk="name")
+@attrs.define
+class InterruptedTally:
+    """An unversioned counter, only ever changed by blind ADDs."""
+
+    name: str
+    n: int = 0
+
+
+@uow.model(table="interrupted_ledgers", pk="name", version="version")
+@attrs.define
+class InterruptedLedger:
+    """A versioned counter, changed by read-modify-write."""
+
+    name: str
+    value: int = 0
+    version: int = 0
+
+
+# Many attempts, short waits: a proxy loses 10% of answers and drops 5% of requests.
+_FAULTY_RETRY = uow.Retry(max_attempts=30, base_delay=0.002, max_delay=0.05, budget=120.0)
+
+
+class _Conflict(Exception):
+    """The versioned write did not land: another writer got there first."""
+
+
+async def _commit_interrupted(
+    session: uow.Session, rng: random.Random, stats: Counter[str], *, cut: bool
+) -> None:
+    """Commit, the first attempt cut by a timeout at a random moment when `cut`, then commit
+    until settled."""
+    for attempt in range(100):
+        if not session.pending:
+            return
+        timeout = rng.uniform(0.0, 0.03) if cut and attempt == 0 else None
+        try:
+            async with asyncio.timeout(timeout):
+                result = await session.commit()
+        except TimeoutError:
+            stats["cancelled"] += 1
+            continue
+        except uow.CommitError as error:
+            stats.update(error.result.resolved if error.result else {})
+            causes = [cause for _, cause in error.failed]
+            if any(isinstance(cause, uow.OutcomeUnknownError) for cause in causes):
+                raise AssertionError(f"a write could not be settled: {error}") from error
+            if causes and all(isinstance(cause, uow.ConflictError) for cause in causes):
+                raise _Conflict from error
+            stats["failed commits"] += 1  # throttled or out of retries: commit again
+            continue
+        stats.update(result.resolved)
+    raise AssertionError(f"still pending after 100 commits: {session.pending}")
+
+
+async def _interrupted(
+    database: LocalDatabase, endpoint: str, increments: int, seed: int
+) -> dict[str, int]:
+    rng = random.Random(seed)
+    stats: Counter[str] = Counter()
+    async with database.store(endpoint, max_concurrency=4, retry=_FAULTY_RETRY) as store:
+        for i in range(increments):
+            session = store.session()
+            session.update(InterruptedTally, "adds", add={"n": 1})
+            await _commit_interrupted(session, rng, stats, cut=i % 10 == seed % 10)
+        for i in range(increments):
+            while True:
+                session = store.session()
+                try:
+                    ledger = await session.get(InterruptedLedger, "ledger")
+                except uow.ServiceError:  # the read's answers were lost every time
+                    stats["failed reads"] += 1
+                    continue
+                assert ledger is not None
+                ledger.value += 1
+                try:
+                    await _commit_interrupted(session, rng, stats, cut=i % 10 == seed % 10)
+                except _Conflict:
+                    stats["conflicts"] += 1
+                    continue
+                break
+    return dict(stats)
+
+
+def run_interrupted_worker(
+    database: LocalDatabase, endpoint: str, increments: int, seed: int
+) -> dict[str, int]:
+    """Process entry point: `increments` blind ADDs, then as many versioned increments, through
+    a faulty proxy at `endpoint`, one commit in ten cut by a timeout; returns what happened."""
+    return asyncio.run(_interrupted(database, endpoint, increments, seed))

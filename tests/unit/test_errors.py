@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import pickle
 import re
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 import uow
-from tests.models import User
+from tests.models import Everything, User
 from uow import _execute
 from uow._execute import HANDLED_CODES, THROTTLING_CODES, TRANSIENT_CODES, retryable, translate
 from uow.changes import Change, ChangeKind
@@ -128,3 +129,19 @@ class TestTree:
     def test_bases(self, error: type[Exception], bases: tuple[type[Exception], ...]) -> None:
         """Each error subclasses its group and the closest builtin."""
         assert all(issubclass(error, base) for base in bases)
+
+
+class TestPickling:
+    """Errors cross process boundaries (a process pool's results) intact."""
+
+    def test_commit_error_and_its_causes_round_trip(self) -> None:
+        """A CommitError with a ServiceError cause unpickles with its changes, causes and code."""
+        change = uow.Change(uow.ChangeKind.DELETE, Everything, uow.Key("everything", "e1"))
+        cause = uow.ServiceError("boom", code="InternalServerError")
+        error = uow.CommitError("1 failed", succeeded=[], failed=[(change, cause)])
+        again = pickle.loads(pickle.dumps(error))
+        assert str(again) == "1 failed"
+        ((change_back, cause_back),) = again.failed
+        assert change_back == change
+        assert isinstance(cause_back, uow.ServiceError)
+        assert cause_back.code == "InternalServerError"

@@ -457,7 +457,7 @@ class TestValidation:
 
     def test_a_created_items_marker_counts_toward_400_kb(self) -> None:
         """A create stores its write marker in the item, and DynamoDB counts its bytes."""
-        marker = len("_uow_w0") + len(secrets.token_urlsafe(12))
+        marker = len("_uow_w0") + len(secrets.token_urlsafe(9))
         plan = make_plan([records.new(_sized(ITEM_SIZE_LIMIT - marker))], PREFIX)
         assert apis(plan) == (["PutItem"], [])
         with pytest.raises(ValidationError, match="over DynamoDB's 400 KB item limit"):
@@ -798,12 +798,12 @@ class TestExactlyOnce:
         ("version", "slot"),
         [
             pytest.param(0, "_uow_w1", id="first"),
-            pytest.param(6, "_uow_w7", id="last-slot"),
-            pytest.param(7, "_uow_w0", id="wraps"),
+            pytest.param(30, "_uow_w31", id="last-slot"),
+            pytest.param(31, "_uow_w0", id="wraps"),
         ],
     )
-    def test_marker_slot_is_the_new_version_modulo_8(self, version: int, slot: str) -> None:
-        """The write that makes version n stores its token in `_uow_w{n % 8}`."""
+    def test_marker_slot_is_the_new_version_modulo_32(self, version: int, slot: str) -> None:
+        """The write that makes version n stores its token in `_uow_w{n % 32}`."""
         record = records.mutated(_user(version=version), lambda u: setattr(u, "name", "B"))
         entry = only(make_plan([record], PREFIX))
         assert entry.marker == (slot, record.attempt)

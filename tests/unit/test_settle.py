@@ -41,9 +41,9 @@ class TestLanded:
         assert landed(entry, _stored(obj, _uow_w0={"S": "someone-else"})) is False
         assert landed(entry, _stored(obj)) is False
 
-    @pytest.mark.parametrize("later", [0, 1, 7])
+    @pytest.mark.parametrize("later", [0, 1, 31])
     def test_versioned_write_found_while_its_slot_is_kept(self, later: int) -> None:
-        """Up to 7 later versions keep the slot of the write that made version n."""
+        """Up to 31 later versions keep the slot of the write that made version n."""
         record = records.mutated(User(user_id="u1", email="a@x", version=4), _rename)
         entry = _planned(record)
         assert entry.marker is not None
@@ -59,11 +59,13 @@ class TestLanded:
         assert landed(entry, stored) is False
 
     def test_versioned_write_past_the_slots_is_unknown(self) -> None:
-        """Eight versions later the slot may have been reused: no sound answer."""
+        """32 versions later the slot may have been reused: no sound answer."""
         record = records.mutated(User(user_id="u1", email="a@x", version=4), _rename)
         entry = _planned(record)
-        stored = _stored(User(user_id="u1", email="a@x", version=13), _uow_w5={"S": "other"})
+        stored = _stored(User(user_id="u1", email="a@x", version=37), _uow_w5={"S": "other"})
         assert landed(entry, stored) is None
+        younger = _stored(User(user_id="u1", email="a@x", version=36), _uow_w5={"S": "other"})
+        assert landed(entry, younger) is False
 
     def test_update_of_a_vanished_item(self) -> None:
         """An update whose item is gone did not leave anything to find."""
