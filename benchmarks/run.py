@@ -27,7 +27,7 @@ from typing import Any
 
 import attrs
 
-from benchmarks import commit, cpu_cost, memory, reads, report
+from benchmarks import commit, cpu_cost, exactly_once, memory, reads, report
 from benchmarks.harness import REPEATS, Backend, Row
 from benchmarks.servers import MotoProcess, ProxyProcess, ServerHandle, dynamodb_local
 from benchmarks.workloads import CONCURRENCY, Workload
@@ -35,7 +35,7 @@ from benchmarks.workloads import CONCURRENCY, Workload
 __all__ = ["Plan", "main", "plan_for"]
 
 HERE = Path(__file__).resolve().parent
-PARTS = ("commit", "reads", "cpu", "memory")
+PARTS = ("commit", "reads", "cpu", "memory", "exactly-once")
 
 
 @attrs.frozen
@@ -366,6 +366,15 @@ def run(plan: Plan, command: str) -> dict[str, Any]:
         results["memory"] = figures
         _say(f"Memory: {plan.memory_records:,} records held")
         _say("\n".join(memory.table(figures)) + "\n")
+    if "exactly-once" in plan.parts:
+        # The cost of exactly-once ADD (DESIGN §11) on the server that honours tokens.
+        adds = max(50, int(1000 * plan.scale))
+        tokens: ServerHandle = dynamodb_local() or MotoProcess()
+        with tokens:
+            figures = exactly_once.measure(tokens, adds)
+        results["exactly_once"] = figures
+        _say("Exactly-once ADD against the plain UpdateItem")
+        _say("\n".join(exactly_once.table(figures)) + "\n")
     if {"commit", "reads"} & set(plan.parts):
         for name in plan.backends:
             server = MotoProcess() if name == "moto" else dynamodb_local()
