@@ -13,7 +13,8 @@ DDB_LOCAL_STAMP := $(DDB_LOCAL_HOME)/.installed-$(DDB_LOCAL_PACKAGE)
 .PHONY: help install lint docs package test test-fast test-dynamodb-local dynamodb-local demo bench clean
 
 help:
-	@echo "make test   lint, mypy --strict, the whole test suite on an embedded moto server, then"
+	@echo "make test   lint, mypy --strict, the whole test suite on an embedded moto server, the"
+	@echo "            unit tests on Python 3.12 and 3.13 where installed, then"
 	@echo "            the integration tests on DynamoDB Local (skipped, saying why, without Java 17+/npm)"
 	@echo "make test-dynamodb-local   only the DynamoDB Local run"
 	@echo "make demo   a small order-processing unit of work, printing what each commit sent"
@@ -44,6 +45,7 @@ package: $(STAMP)
 
 test: lint docs package
 	UOW_TEST_BACKEND=moto $(BIN)/python -m pytest $(PYTEST_ARGS)
+	@scripts/unit_other_pythons.sh
 	@$(MAKE) --no-print-directory test-dynamodb-local
 
 # The integration tests again on DynamoDB Local (tests/unit never touch a server). Skipped,
@@ -89,4 +91,4 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .venv-3.* .mypy_cache .ruff_cache .pytest_cache .hypothesis
