@@ -15,6 +15,13 @@ client CPU (`time.process_time()`, this process only) and wall time.
 
 A create or a versioned write pays only its marker: one attribute
 (`_uow_w0`..`_uow_w31`, 19 to 20 bytes) stored in the item, in the same request.
+
+`cancellations()` runs the experiment of issue 13: 200 loaded records edited and one
+`ADD`, committed through a proxy adding 20 ms per request (8 in flight) under
+`asyncio.timeout(t)`, then committed again; it reports what each cancellation left
+(confirmed, in doubt, not sent), how the next commit settled it, and the counter.
+`commit()` does not wait for answers in flight when cancelled, so "in doubt" is
+at most the requests on the wire: this measures what that choice costs.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ import uow
 from benchmarks.harness import aioboto3_client
 from benchmarks.servers import MotoProcess, ServerHandle, dynamodb_local
 from benchmarks.workloads import CONCURRENCY
-from uow.testing import local_store
+from uow.testing import FaultProxy, Faults, local_store
 
 __all__ = ["measure", "table"]
 
@@ -138,6 +145,61 @@ def measure(server: ServerHandle, count: int) -> dict[str, Any]:
     return {"server": server.name, "adds": count, "rows": rows, "ratios": ratios}
 
 
+async def _cancelled_rounds(endpoint: str) -> list[dict[str, Any]]:
+    prefix = f"eo{uuid.uuid4().hex[:6]}_"
+    await _seed(endpoint, prefix, 201)
+    rows = []
+    with FaultProxy(endpoint, Faults(latency=0.02)) as proxy:
+        async with local_store(proxy.endpoint, table_prefix=prefix, max_concurrency=8) as store:
+            for timeout in (0.01, 0.05, 0.1, 0.2):
+                session = store.session()
+                loaded = await session.get_many(Counter, [f"c{i}" for i in range(200)])
+                for counter in loaded:
+                    assert counter is not None
+                    counter.n += 1
+                session.update(Counter, "c200", add={"n": 1})
+                row: dict[str, Any] = {"timeout_ms": round(timeout * 1000)}
+                try:
+                    async with asyncio.timeout(timeout):
+                        await session.commit()
+                    row.update(confirmed=201, in_doubt=0, not_sent=0)
+                except TimeoutError:
+                    records = list(session._records.values())
+                    doubt = sum(1 for record in records if record.doubt is not None)
+                    pending = len(session.pending)
+                    row.update(confirmed=201 - pending, in_doubt=doubt, not_sent=pending - doubt)
+                result = await session.commit() if session.pending else None
+                row["settled"] = dict(result.resolved) if result else {}
+                rows.append(row)
+                session.close()
+        async with local_store(endpoint, table_prefix=prefix) as store, store.session() as check:
+            counter = await check.get(Counter, "c200")
+    assert counter is not None
+    rows.append({"counter_after_4_rounds": counter.n})
+    return rows
+
+
+def cancellations(server: ServerHandle) -> list[dict[str, Any]]:
+    """The timeout sweep of issue 13 on `server`; one row per timeout, then the counter."""
+    return asyncio.run(_cancelled_rounds(server.endpoint))
+
+
+def cancellation_table(rows: list[dict[str, Any]]) -> list[str]:
+    """The sweep as text lines."""
+    lines = [
+        "| timeout | confirmed | in doubt | not sent | settled by the next commit |",
+        "|---|---|---|---|---|",
+    ]
+    for row in rows[:-1]:
+        settled = ", ".join(f"{way}={n}" for way, n in sorted(row["settled"].items())) or "-"
+        lines.append(
+            f"| {row['timeout_ms']} ms | {row['confirmed']} | {row['in_doubt']} | "
+            f"{row['not_sent']} | {settled} |"
+        )
+    lines.append(f"the counter, one ADD per round: {rows[-1]['counter_after_4_rounds']} (4 asked)")
+    return lines
+
+
 def table(figures: dict[str, Any]) -> list[str]:
     """The figures as text lines."""
     lines = [
@@ -166,6 +228,7 @@ def main(argv: list[str] | None = None) -> None:
     server = dynamodb_local() or MotoProcess()
     with server:
         print("\n".join(table(measure(server, args.adds))))
+        print("\n".join(cancellation_table(cancellations(server))))
 
 
 if __name__ == "__main__":

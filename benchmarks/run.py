@@ -372,9 +372,12 @@ def run(plan: Plan, command: str) -> dict[str, Any]:
         tokens: ServerHandle = dynamodb_local() or MotoProcess()
         with tokens:
             figures = exactly_once.measure(tokens, adds)
-        results["exactly_once"] = figures
+            sweep = exactly_once.cancellations(tokens)
+        results["exactly_once"] = {**figures, "cancellations": sweep}
         _say("Exactly-once ADD against the plain UpdateItem")
         _say("\n".join(exactly_once.table(figures)) + "\n")
+        _say("Commits cut by a timeout, then committed again (20 ms per request, 8 in flight)")
+        _say("\n".join(exactly_once.cancellation_table(sweep)) + "\n")
     if {"commit", "reads"} & set(plan.parts):
         for name in plan.backends:
             server = MotoProcess() if name == "moto" else dynamodb_local()
