@@ -30,6 +30,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from uow._execute import Executor, InDoubt, Outcome, translate
 from uow.changes import ChangeKind
 from uow.codec import Item
+from uow.conditions import Check
 from uow.errors import CommitError, OutcomeUnknownError
 from uow.identity import Key, Record, RecordState, key_item
 from uow.plan import change_of, make_plan
@@ -44,7 +45,7 @@ log = logging.getLogger("uow.session")
 
 
 async def run_commit(
-    records: dict[Key, Record], store: Store, *, atomic: bool
+    records: dict[Key, Record], store: Store, *, atomic: bool, checks: Sequence[Check] = ()
 ) -> tuple[CommitResult, CommitError | None]:
     """Commit every pending record of `records` (a session's map, changed in place).
 
@@ -81,12 +82,12 @@ async def run_commit(
             if id(record) not in failed and (record.doubt is None or record.doubt.params is None)
         ]
         resent = _resent(pending)
-        plan = make_plan(pending, store.table_prefix, atomic=atomic)
+        plan = make_plan(pending, store.table_prefix, atomic=atomic, checks=checks)
         outcome = Outcome(consumed_capacity=capacity)
         outcomes.append(outcome)
         try:
             if await _read_stored(pending, executor, outcome, store.table_prefix):
-                plan = make_plan(pending, store.table_prefix, atomic=atomic)
+                plan = make_plan(pending, store.table_prefix, atomic=atomic, checks=checks)
             await executor.run(plan, outcome)
         finally:
             apply(records, outcome)
@@ -230,6 +231,7 @@ def apply(records: dict[Key, Record], outcome: Outcome) -> None:
             continue
         record.attempt = None  # confirmed: a later change is a new one
         record.doubt = None
+        record.conditions = []
         if planned.new_snapshot is None:
             del records[record.key]  # a delete, or a blind update of an unloaded item
             continue

@@ -29,6 +29,7 @@ from uow.config import Retry
 from uow.errors import (
     AbortedError,
     ChangeError,
+    ConditionFailed,
     ConflictError,
     DuplicateKeyError,
     OutcomeUnknownError,
@@ -36,7 +37,15 @@ from uow.errors import (
     ThrottledError,
     UniqueViolation,
 )
-from uow.plan import MARKER_SLOTS, Action, Plan, Planned, Request, attempt_of
+from uow.plan import (
+    MARKER_SLOTS,
+    Action,
+    Plan,
+    Planned,
+    Request,
+    attempt_of,
+    read_version,
+)
 
 __all__ = [
     "HANDLED_CODES",
@@ -102,6 +111,45 @@ def _condition_failed(change: Change, stored: Mapping[str, Any] | None) -> Chang
         )
     return ConflictError(
         f"{what} does not exist in DynamoDB (deleted elsewhere?); refresh it, or add it again"
+    )
+
+
+def _own_condition_held(planned: Planned, stored: Mapping[str, Any] | None) -> bool:
+    """Did uow's own condition (create-only, existence, version) hold on `stored`?"""
+    record = planned.record
+    version = record.info.version
+    if planned.kind is ChangeKind.CREATE:
+        return not stored
+    if planned.kind is ChangeKind.CHECK:
+        return True
+    if version is not None and record.base is not None and planned.kind is not ChangeKind.PUT:
+        if not stored:
+            return False
+        read = read_version(record)
+        current: Any = stored.get(version)
+        return current is None if read is None else current == {"N": str(read)}
+    if planned.kind is ChangeKind.UPDATE:
+        return bool(stored)
+    return True  # an unconditional put or delete: only the user's condition
+
+
+def condition_cause(planned: Planned, stored: Mapping[str, Any] | None) -> ChangeError:
+    """The cause of a failed condition on a record's own write (or a check)."""
+    change = planned.change
+    if not planned.user_condition or not _own_condition_held(planned, stored):
+        return _condition_failed(change, stored)
+    item = None
+    if stored:
+        try:
+            item = planned.record.codec.decode_item(dict(stored))
+        except Exception:  # a stored item that does not fit the model: no object to show
+            item = None
+    what = f"{change.model.__name__} {change.key}"
+    state = "no item" if not stored else "the stored item"
+    return ConditionFailed(
+        f"{what}: your condition does not hold on {state} (see .item); the change stays "
+        "pending: refresh(), decide, and commit again, or drop it",
+        item=item,
     )
 
 
@@ -426,7 +474,7 @@ def transaction_causes(
                     "record; refresh this one and commit again"
                 )
             else:
-                cause = _condition_failed(change, reason.get("Item"))
+                cause = condition_cause(planned, reason.get("Item"))
         elif code == "TransactionConflict":
             cause = ConflictError(
                 f"{what}: another transaction kept conflicting with this write; commit again"
@@ -611,11 +659,9 @@ class Executor:
                     return
                 outcome.unknown += 1
                 outcome.settle("conflict")
-                outcome.failed.append((planned, translate(exc, planned.change)))
-                return
-            if flight.lost:
+            elif flight.lost:
                 self._doubt(request, params, flight, outcome)
-            outcome.failed.append((planned, translate(exc, planned.change)))
+            outcome.failed.append((planned, _cause(exc, planned)))
             return
         if flight.lost:
             outcome.unknown += 1
@@ -781,6 +827,16 @@ def _unsettled(planned: Planned, reason: ChangeError) -> OutcomeUnknownError:
         "clear_record() it) and apply again what is missing"
     )
     cause.__cause__ = reason.__cause__
+    return cause
+
+
+def _cause(exc: BaseException, planned: Planned) -> ChangeError:
+    """A single write's failure as its `uow` cause (a failed condition told apart)."""
+    if not _condition_failed_code(exc):
+        return translate(exc, planned.change)
+    stored: Any = exc.response.get("Item")  # type: ignore[attr-defined]  # a ClientError
+    cause = condition_cause(planned, stored)
+    cause.__cause__ = exc
     return cause
 
 

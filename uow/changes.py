@@ -47,6 +47,7 @@ class ChangeKind(enum.Enum):
     PUT = "put"  # unconditional put (a delete then an add, or add(overwrite=True))
     UPDATE = "update"  # SET/REMOVE/ADD of the changed paths only
     DELETE = "delete"
+    CHECK = "check"  # a ConditionCheck of an item not written (Session.check, atomic only)
 
 
 @attrs.frozen(slots=True)

@@ -11,7 +11,8 @@ caller does next::
     ├── CommitError                         .succeeded, .failed with causes; failed stay pending
     └── ChangeError                         the cause of one failed change (in CommitError.failed)
         ├── ConflictError                   a condition failed: the item changed or vanished
-        │   └── DuplicateKeyError           add() of a key that already exists
+        │   ├── DuplicateKeyError           add() of a key that already exists
+        │   └── ConditionFailed             a condition of yours (condition=, expect, check); .item
         ├── UniqueViolation                 a unique field's value is taken
         ├── ThrottledError                  DynamoDB kept throttling after every retry
         ├── AbortedError                    not written: another change cancelled the atomic commit
@@ -36,6 +37,7 @@ __all__ = [
     "AbortedError",
     "ChangeError",
     "CommitError",
+    "ConditionFailed",
     "ConflictError",
     "DuplicateKeyError",
     "NotFoundError",
@@ -102,6 +104,29 @@ class DuplicateKeyError(ConflictError):
     `add` is create-only; load the existing record and change it, or delete it
     first (a delete then an add in one session is written as a replacement).
     """
+
+
+class ConditionFailed(ConflictError):
+    """A condition you attached did not hold on the stored item.
+
+    Raised (as a cause in `CommitError.failed`) for `condition=` on
+    `add`/`update`/`delete`/`delete_key`, `Session.expect`, and
+    `Session.check` in an atomic commit, when uow's own conditions (existence,
+    version, create-only) held and yours did not. The change stays pending.
+
+    Attributes:
+        item: the stored item as a model object, `None` if there is no item (or
+            the server did not return it); read from the failed request itself
+            (`ReturnValuesOnConditionCheckFailure=ALL_OLD`), so it is the item
+            your condition was evaluated on.
+    """
+
+    def __init__(self, message: str, *, item: Any = None) -> None:
+        super().__init__(message)
+        self.item = item
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _rebuild, (type(self), self.args, {"item": self.item})
 
 
 class UniqueViolation(ChangeError):

@@ -82,6 +82,9 @@ class Record:
     # (`_execute.request_token`) and is the marker a create or versioned write stores
     # in the item (`plan.MARKER_PREFIX`).
     attempt: str | None = None
+    # User conditions on this record's next write (`condition=`, `Session.expect`), ANDed
+    # with uow's own; kept until that write is confirmed or the change is dropped.
+    conditions: list[Any] = attrs.Factory(list)
     # A write of this record whose outcome is unknown (sent, no answer): the next
     # commit settles it before anything else is sent for the record (`uow._execute.InDoubt`).
     doubt: InDoubt | None = None

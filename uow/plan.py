@@ -33,9 +33,11 @@ from uow.codec import (
     Item,
     ModelCodec,
     Path,
+    codec_for,
     format_path,
     unwrap,
 )
+from uow.conditions import Check, add_to
 from uow.errors import ValidationError
 from uow.expressions import ExpressionBuilder
 from uow.identity import Key, Record, RecordState, key_item, key_of_object
@@ -64,6 +66,7 @@ __all__ = [
     "item_size",
     "make_plan",
     "plan_record",
+    "read_version",
 ]
 
 BATCH_WRITE_LIMIT = 25
@@ -102,10 +105,11 @@ class Action:
     """One write in `TransactWriteItems` vocabulary, and what it stands for.
 
     `role` is `"record"` for the record's own write, `"claim"` for creating a
-    unique guard, `"release"` for deleting one (with `field` and `value`).
+    unique guard, `"release"` for deleting one (with `field` and `value`),
+    `"check"` for a `ConditionCheck` (`Session.check`).
     """
 
-    kind: str  # "Put" | "Update" | "Delete"
+    kind: str  # "Put" | "Update" | "Delete" | "ConditionCheck"
     body: dict[str, Any]
     role: str = "record"
     field: str | None = None
@@ -149,6 +153,8 @@ class Planned:
     # copy (an unversioned ADD, a blind versioned update): only DynamoDB's
     # `ClientRequestToken` makes a re-send safe, so it is sent as a transaction.
     token_only: bool = False
+    # The record's own action carries user conditions (`condition=`, `expect`, `check`).
+    user_condition: bool = False
     _change: Change | None = attrs.field(default=None, init=False)
 
     @property
@@ -430,7 +436,7 @@ def _value_of(record: Record, values: tuple[Any, ...] | None, name: str) -> Any:
     return unwrap(values[record.codec.index[name]])
 
 
-def _read_version(record: Record) -> int | None:
+def read_version(record: Record) -> int | None:
     """The version the record was read at, if it was read."""
     version = record.info.version
     if version is None or record.snapshot is None:
@@ -535,7 +541,7 @@ def _plan_put(record: Record, kind: ChangeKind, prefix: str) -> Planned:
     if kind is ChangeKind.CREATE:
         conditions.append(builder.not_exists(info.pk))
     if info.version is not None:
-        read = _read_version(record) if record.base is not None else None
+        read = read_version(record) if record.base is not None else None
         if kind is ChangeKind.PUT and read is not None:
             # A loaded record deleted then added again: replace the version we read.
             conditions.append(_version_condition(builder, info.version, read))
@@ -582,7 +588,7 @@ def _plan_delete(record: Record, prefix: str) -> Planned:
     old = _stored_values(record)
     if info.version is not None and record.base is not None:
         body["ConditionExpression"] = _version_condition(
-            builder, info.version, _read_version(record)
+            builder, info.version, read_version(record)
         )
     elif record.base is None and old is not None:
         body["ConditionExpression"] = _unique_condition(record, builder, old)
@@ -769,7 +775,7 @@ def _version_values(
     every value in placeholder order, and the version once confirmed (if known)."""
     if blind:  # moves the version on, whatever it is
         return "blind", [*set_values, *add_values, {"N": "1"}], None
-    read = _read_version(record)
+    read = read_version(record)
     new_version = (read or 0) + 1
     values = [{"N": str(read)}] if read is not None else []
     values += [*set_values, {"N": str(new_version)}, *add_values]
@@ -804,10 +810,37 @@ def plan_record(record: Record, prefix: str) -> Planned | None:
         kind = ChangeKind.CREATE if state is RecordState.NEW else ChangeKind.PUT
         planned = _plan_put(record, kind, prefix)
     actions = planned.actions
+    if record.conditions:
+        add_to(actions[0].body, record.conditions)
+        planned.user_condition = True
+        checked = 0
+        if planned.marker is None and planned.kind is not ChangeKind.DELETE:
+            # A re-send after a lost answer may find its own write and fail the user's
+            # condition; with no marker to tell, DynamoDB's token must drop the repeat.
+            planned.token_only = True
     if len(actions) > checked:
         for action in actions[checked:]:
             _check_expressions(action.body)
     return planned
+
+
+def _plan_check(check: Check, prefix: str) -> Planned:
+    """A `ConditionCheck` action for an item the commit does not write (atomic only)."""
+    info = check.info
+    # A record of its own, never in the map: nothing is installed when it is confirmed.
+    record = Record(check.key, info, codec_for(info.cls), RecordState.LOADED)
+    record.conditions = [check.condition]
+    table = prefix + info.table
+    body: dict[str, Any] = {
+        "TableName": table,
+        "Key": key_item(info, check.key),
+        # The checked item comes back with a failed check (`ConditionFailed.item`).
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    }
+    add_to(body, record.conditions)
+    _check_expressions(body)
+    action = Action("ConditionCheck", body, "check")
+    return Planned(record, ChangeKind.CHECK, _NO_OPS, table, [action], user_condition=True)
 
 
 # -- routing -----------------------------------------------------------------------------
@@ -852,14 +885,32 @@ def _check_transaction(entries: list[Planned]) -> None:
         )
 
 
-def make_plan(records: Iterable[Record], prefix: str, *, atomic: bool = False) -> Plan:
+def make_plan(
+    records: Iterable[Record],
+    prefix: str,
+    *,
+    atomic: bool = False,
+    checks: Sequence[Check] = (),
+) -> Plan:
     """Plan every pending record, in log order, and route each to a request.
 
+    `checks` (`Session.check`) go in the transaction of an atomic commit.
+
     Raises:
-        ValidationError: the first record that cannot be written, or an atomic
-            commit over DynamoDB's transaction limits; nothing is sent.
+        ValidationError: the first record that cannot be written, an atomic
+            commit over DynamoDB's transaction limits, or checks in a commit
+            that is not atomic; nothing is sent.
     """
     records = records if isinstance(records, Sequence) else list(records)
+    if checks and not atomic:
+        first = checks[0]
+        raise ValidationError(
+            f"{len(checks)} condition checks are pending (first: {first.info.name} "
+            f"{first.key}); a check holds only inside a transaction: commit(atomic=True), "
+            "or drop them with rollback()"
+        )
+    if checks:
+        return _make_plan(records, prefix, atomic=atomic, checks=checks)
     if len(records) < _GC_PAUSE_FROM or not gc.isenabled():
         return _make_plan(records, prefix, atomic=atomic)
     # Planning allocates several containers per record and creates no reference
@@ -877,7 +928,9 @@ def make_plan(records: Iterable[Record], prefix: str, *, atomic: bool = False) -
 _GC_PAUSE_FROM = 1000
 
 
-def _make_plan(records: Sequence[Record], prefix: str, *, atomic: bool) -> Plan:
+def _make_plan(
+    records: Sequence[Record], prefix: str, *, atomic: bool, checks: Sequence[Check] = ()
+) -> Plan:
     entries: list[Planned] = []
     update_batch: list[Planned] = []
     remove_batch: list[Planned] = []
@@ -893,10 +946,9 @@ def _make_plan(records: Sequence[Record], prefix: str, *, atomic: bool) -> Plan:
             if atomic:
                 continue
             removing = planned.kind is ChangeKind.DELETE
-            if planned.kind is ChangeKind.UPDATE and len(planned.actions) == 1:
-                if planned.token_only:
-                    updates.append(Request("TransactWriteItems", (planned,)))
-                    continue
+            if planned.token_only:
+                (removes if removing else updates).append(Request("TransactWriteItems", (planned,)))
+            elif planned.kind is ChangeKind.UPDATE and len(planned.actions) == 1:
                 updates.append(_new_request(Request, ("UpdateItem", (planned,))))
             elif planned.batchable:
                 (remove_batch if removing else update_batch).append(planned)
@@ -909,6 +961,7 @@ def _make_plan(records: Sequence[Record], prefix: str, *, atomic: bool) -> Plan:
         assert record is not None
         raise _fail(record, exc) from exc
     if atomic:
+        entries.extend(_plan_check(check, prefix) for check in checks)
         _check_transaction(entries)
         group = (Request("TransactWriteItems", tuple(entries)),) if entries else ()
         return Plan(tuple(entries), update_group=group, remove_group=())

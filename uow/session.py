@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar, overload
 
+from boto3.dynamodb.conditions import ConditionBase
+
 from uow._commit import run_commit
 from uow._execute import Outcome
 from uow._lifecycle import SessionState
@@ -30,6 +32,8 @@ from uow.changes import (
     type_at,
 )
 from uow.codec import ModelCodec, codec_for
+from uow.conditions import Check
+from uow.conditions import checked as checked_condition
 from uow.errors import NotMapped, UsageError, ValidationError
 from uow.identity import (
     IdentityMap,
@@ -81,6 +85,7 @@ class Session(Reads):
         self._busy_task: asyncio.Task[Any] | None = None
         self._reads = Outcome(consumed_capacity=0.0 if store.consumed_capacity else None)
         self._hits = 0
+        self._checks: list[Check] = []
         self._misses = 0
 
     def __repr__(self) -> str:
@@ -218,23 +223,31 @@ class Session(Reads):
 
     # -- changes -----------------------------------------------------------------
 
-    def add(self, obj: Any, *, overwrite: bool = False) -> None:
+    def add(
+        self, obj: Any, *, overwrite: bool = False, condition: ConditionBase | None = None
+    ) -> None:
         """Add a new record; it is written at commit.
 
         By default the write is create-only: if DynamoDB already holds the key,
         the commit reports `DuplicateKeyError` for it. `overwrite=True` writes
         an unconditional put that replaces any stored item. Adding an object
         already in the session does nothing; adding after a pending delete of
-        the same key replaces the item.
+        the same key replaces the item. `condition` (a
+        `boto3.dynamodb.conditions` object) must also hold on the stored item
+        (see `update`).
 
         Raises:
             NotMapped: `obj` is not a model instance.
-            ValidationError: its key is missing, empty or of a wrong type.
+            ValidationError: its key is missing, empty or of a wrong type, or
+                `condition` is not a condition DynamoDB can evaluate.
             UsageError: another object already holds this key in the session.
         """
         self._guard("add()")
         info = self._info(obj)
-        self._add(info, key_of_object(info, obj), obj, overwrite=overwrite)
+        conditions = self._conditions(condition, "add()")
+        key = key_of_object(info, obj)
+        self._add(info, key, obj, overwrite=overwrite)
+        self._records[key].conditions += conditions
 
     def add_all(self, objs: Iterable[Any], *, overwrite: bool = False) -> None:
         """Add several records; nothing is added if any of them is refused."""
@@ -308,18 +321,22 @@ class Session(Reads):
             record.blind = []
             record.state = RecordState.REPLACE if overwrite else RecordState.NEW
 
-    def delete(self, obj: Any) -> None:
+    def delete(self, obj: Any, *, condition: ConditionBase | None = None) -> None:
         """Delete a record at commit (remove group).
 
         Deleting a record added in this session and not yet committed simply
         forgets it. An object that is not in the session is deleted by its key.
+        With `condition`, the item is deleted only if it holds on the stored
+        item (see `update`); a conditioned delete is never batched.
 
         Raises:
             NotMapped: `obj` is not a model instance.
+            ValidationError: `condition` is not a condition DynamoDB can evaluate.
             UsageError: another object holds this key in the session.
         """
         self._guard("delete()")
         info = self._info(obj)
+        conditions = self._conditions(condition, "delete()")
         key = key_of_object(info, obj)
         record = self._records.get(key)
         if record is not None and record.obj is not obj and record.visible is not None:
@@ -327,22 +344,31 @@ class Session(Reads):
                 f"Session.delete(): another {info.name} object holds key {key} in this session; "
                 "delete that one"
             )
-        self._delete(info, key)
+        self._delete(info, key, conditions)
 
-    def delete_key(self, model: type, pk: Any, sk: Any = None) -> None:
-        """Delete the record with this key at commit, without loading it."""
+    def delete_key(
+        self, model: type, pk: Any, sk: Any = None, *, condition: ConditionBase | None = None
+    ) -> None:
+        """Delete the record with this key at commit, without loading it.
+
+        With `condition`, only if it holds on the stored item (see `update`).
+        """
         self._guard("delete_key()")
         info = info_of(model)
-        self._delete(info, key_of(info, pk, sk))
+        conditions = self._conditions(condition, "delete_key()")
+        self._delete(info, key_of(info, pk, sk), conditions)
 
-    def _delete(self, info: ModelInfo, key: Key) -> None:
+    def _delete(self, info: ModelInfo, key: Key, conditions: list[ConditionBase]) -> None:
         record = self._records.get(key)
         self._check_settled(record, "delete()")
         if record is None:
             codec = codec_for(info.cls)
-            self._records[key] = Record(key, info, codec, RecordState.DELETED)
+            record = Record(key, info, codec, RecordState.DELETED)
+            record.conditions = conditions
+            self._records[key] = record
             return
         state = record.state
+        record.conditions += conditions
         if state is RecordState.NEW:
             del self._records[key]
         elif state is RecordState.DELETED:
@@ -364,6 +390,7 @@ class Session(Reads):
         set: Mapping[str, Any] | None = None,
         remove: Iterable[str] = (),
         add: Mapping[str, Any] | None = None,
+        condition: ConditionBase | None = None,
     ) -> None:
         """A field-level update by document path, without loading the record.
 
@@ -376,14 +403,23 @@ class Session(Reads):
         conditioned on the item existing (a missing item fails the change
         with `ConflictError`).
 
+        `condition` (a `boto3.dynamodb.conditions` object, such as
+        `Attr("qty").gte(2)`) is evaluated by DynamoDB on the stored item,
+        ANDed with uow's own conditions; if it does not hold, the change fails
+        with `ConditionFailed` (whose `.item` is the stored item) and stays
+        pending. It applies to this record's next write, and lives until that
+        write is confirmed or the change is dropped (`rollback`, `clear*`).
+
         Raises:
             ValidationError: an unknown field, a key field, a value of the wrong
-                type, a malformed path, or a path missing from the mapped object.
+                type, a malformed path, a path missing from the mapped object,
+                or a condition DynamoDB cannot evaluate.
             UsageError: the record is pending deletion.
         """
         self._guard("update()")
         info = info_of(model)
         key = key_of(info, pk, sk)
+        conditions = self._conditions(condition, "update()")
         codec = codec_for(info.cls)
         ops: list[Op] = []
         try:
@@ -412,9 +448,11 @@ class Session(Reads):
         if record is None:
             record = Record(key, info, codec, RecordState.BLIND)
             self._merge_blind(record, ops)
+            record.conditions = conditions
             self._records[key] = record
         elif record.state is RecordState.BLIND:
             self._merge_blind(record, ops)
+            record.conditions += conditions
         elif record.state is RecordState.DELETED:
             raise UsageError(
                 f"Session.update(): {info.name} {key} is pending deletion; add a new object "
@@ -426,6 +464,45 @@ class Session(Reads):
                 self._apply_ops(record, ops)
             except ValidationError as exc:
                 raise ValidationError(f"Session.update({info.name} {key}): {exc}") from exc
+            record.conditions += conditions
+
+    def expect(self, obj: Any, condition: ConditionBase) -> None:
+        """Attach a condition to the next write of a loaded (or added) record.
+
+        For records changed by assignment (`user.plan = "team"`), which no call
+        carries a condition for: `session.expect(user, Attr("plan").eq("pro"))`.
+        DynamoDB evaluates it on the stored item, ANDed with uow's own
+        conditions; see `update` for what happens when it does not hold.
+
+        Raises:
+            UsageError: `obj` is not in this session.
+            ValidationError: `condition` is not a condition DynamoDB can evaluate.
+        """
+        self._guard("expect()")
+        record = self._record_of(obj, "expect()")
+        record.conditions += self._conditions(condition, "expect()")
+
+    def check(self, model: type, pk: Any, sk: Any = None, *, condition: ConditionBase) -> None:
+        """Make the next atomic commit depend on an item it does not write.
+
+        Adds a `ConditionCheck` of `condition` on the item with this key to
+        the transaction of `commit(atomic=True)`: if it does not hold, nothing
+        is written and the check fails with `ConditionFailed`. A plain
+        `commit()` with a pending check raises `ValidationError` before any
+        request. Checks are dropped once an atomic commit confirms them, or
+        by `rollback()`/`clear()`/`clear_pending()`.
+
+        Raises:
+            ValidationError: a bad key, or a condition DynamoDB cannot evaluate.
+        """
+        self._guard("check()")
+        info = info_of(model)
+        (checked,) = self._conditions(condition, "check()")
+        self._checks.append(Check(info, key_of(info, pk, sk), checked))
+
+    @staticmethod
+    def _conditions(condition: Any, call: str) -> list[ConditionBase]:
+        return [] if condition is None else [checked_condition(condition, f"Session.{call}")]
 
     @staticmethod
     def _merge_blind(record: Record, ops: list[Op]) -> None:
@@ -476,9 +553,10 @@ class Session(Reads):
             del self._records[self._record_of(target, "clear_record()").key]
 
     def clear(self) -> None:
-        """Empty the map and the change log."""
+        """Empty the map and the change log (condition checks included)."""
         self._guard("clear()")
         self._records.clear()
+        self._checks.clear()
 
     def clear_cache(self) -> None:
         """Evict every record that has no pending change.
@@ -496,11 +574,13 @@ class Session(Reads):
         mutated and updated objects get their committed values back.
         """
         self._guard("rollback()")
+        self._checks.clear()
         self._revert(lambda record: True)
 
     def clear_pending(self) -> None:
         """The same as `rollback()`."""
         self._guard("clear_pending()")
+        self._checks.clear()
         self._revert(lambda record: True)
 
     def clear_pending_updates(self) -> None:
@@ -526,6 +606,7 @@ class Session(Reads):
                 del self._records[key]
                 continue
             record.attempt = None  # a change made after this is a new one
+            record.conditions = []
             if not self._is_dirty(record):
                 record.adds = {}  # ADDs that changed nothing leave nothing behind
                 continue
@@ -572,11 +653,21 @@ class Session(Reads):
         """
         self._guard("commit()")
         with commit_span(atomic=atomic) as span:
+            if self._checks and not atomic:
+                raise ValidationError(
+                    f"Session.commit(): {len(self._checks)} condition checks are pending; a "
+                    "check holds only inside a transaction: commit(atomic=True), or drop "
+                    "them with rollback()"
+                )
             self._begin("commit()")
             try:
-                result, error = await run_commit(self._records, self._store, atomic=atomic)
+                result, error = await run_commit(
+                    self._records, self._store, atomic=atomic, checks=self._checks
+                )
             finally:
                 self._end()
+            if error is None:
+                self._checks.clear()  # confirmed by the transaction
             record_result(span, result)
         if error is not None:
             raise error

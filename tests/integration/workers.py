@@ -7,6 +7,7 @@ import random
 from collections import Counter
 
 import attrs
+from boto3.dynamodb.conditions import Attr
 
 import uow
 from uow.testing import LocalDatabase
@@ -146,3 +147,33 @@ def run_interrupted_worker(
     """Process entry point: `increments` blind ADDs, then as many versioned increments, through
     a faulty proxy at `endpoint`, one commit in ten cut by a timeout; returns what happened."""
     return asyncio.run(_interrupted(database, endpoint, increments, seed))
+
+
+@uow.model(table="stock", pk="sku")
+@attrs.define
+class Stock:
+    """A stock level, taken with a condition that it stays at or above zero."""
+
+    sku: str
+    qty: int = 0
+
+
+async def _take_stock(database: LocalDatabase, attempts: int) -> tuple[int, int]:
+    taken = refused = 0
+    async with database.store(max_concurrency=2) as store:
+        for _ in range(attempts):
+            session = store.session()
+            session.update(Stock, "A", add={"qty": -1}, condition=Attr("qty").gte(1))
+            try:
+                await session.commit()
+                taken += 1
+            except uow.CommitError as error:
+                if not all(isinstance(cause, uow.ConditionFailed) for _, cause in error.failed):
+                    raise AssertionError(f"not a refusal: {error}") from error
+                refused += 1
+    return taken, refused
+
+
+def run_stock_taker(database: LocalDatabase, attempts: int) -> tuple[int, int]:
+    """Process entry point: `attempts` tries to take 1 from stock "A"; (taken, refused)."""
+    return asyncio.run(_take_stock(database, attempts))

@@ -17,6 +17,7 @@ class TestExports:
             "ChangeKind",
             "CommitError",
             "CommitResult",
+            "ConditionFailed",
             "ConflictError",
             "DuplicateKeyError",
             "IdentityMap",
