@@ -18,6 +18,8 @@ The pattern, explained in docs/howto/fastapi.md:
 * handlers that report what the commit produced (a new version) commit
   explicitly before building the response; the others let the dependency
   commit;
+* a handler that must not oversell attaches a condition to its write
+  (`POST /stock/{sku}/reserve`): DynamoDB refuses it when too little is left;
 * a handler whose commit may be cut by a timeout takes an `Idempotency-Key`
   header and records it in the same transaction as its write, so that the
   client's retry of the same request lands once (`POST /users/{id}/credits`).
@@ -32,13 +34,14 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import attrs
+from boto3.dynamodb.conditions import Attr
 from fastapi import Depends, FastAPI, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 import uow
 
-__all__ = ["Invite", "Processed", "User", "app", "create_app"]
+__all__ = ["Invite", "Processed", "Stock", "User", "app", "create_app"]
 
 
 @uow.model(table="web_users", pk="user_id", unique=("email",), version="version")
@@ -74,7 +77,16 @@ class Processed:
     expires_at: int = 0
 
 
-MODELS = (User, Invite, Processed)
+@uow.model(table="web_stock", pk="sku")
+@attrs.define
+class Stock:
+    """How many units of a product are left."""
+
+    sku: str
+    qty: int = 0
+
+
+MODELS = (User, Invite, Processed, Stock)
 # How long a handler waits for its commit before answering 503 (the client retries).
 COMMIT_TIMEOUT = 2.0
 
@@ -86,6 +98,12 @@ class SignupBody(BaseModel):
     email: str
     name: str = ""
     invite: str
+
+
+class ReserveBody(BaseModel):
+    """The JSON body of `POST /stock/{sku}/reserve`."""
+
+    qty: int
 
 
 class CreditBody(BaseModel):
@@ -139,6 +157,75 @@ def _commit_error(request: Request, error: Exception) -> JSONResponse:
 # --8<-- [end:errors]
 
 
+# --8<-- [start:reserve]
+async def reserve(sku: str, body: ReserveBody, session: SessionDep) -> dict[str, Any]:
+    """Take `qty` units, only if at least that many are left: 409 with what is left otherwise.
+
+    The condition is evaluated by DynamoDB on the stored item, in the same request as
+    the `ADD`: two handlers racing for the last unit cannot both get it.
+    """
+    if body.qty < 1:
+        raise HTTPException(status_code=422, detail="qty must be at least 1")
+    session.update(Stock, sku, add={"qty": -body.qty}, condition=Attr("qty").gte(body.qty))
+    try:
+        await session.commit()
+    except uow.CommitError as error:
+        (_, cause), *_ = error.failed
+        if not isinstance(cause, uow.ConditionFailed):
+            raise  # a missing product (ConflictError) or a service error
+        session.clear()  # nothing to write: the reservation is refused
+        left = cause.item.qty if isinstance(cause.item, Stock) else 0
+        raise HTTPException(
+            status_code=409, detail={"error": "not enough stock", "available": left}
+        ) from error
+    return {"sku": sku, "reserved": body.qty}
+
+
+# --8<-- [end:reserve]
+
+
+# --8<-- [start:credits]
+async def add_credits(
+    user_id: str,
+    body: CreditBody,
+    idempotency_key: Annotated[str, Header(min_length=8, max_length=128)],
+    session: SessionDep,
+    request: Request,
+) -> dict[str, Any]:
+    """Add to a user's visits, once per `Idempotency-Key`, whatever the client retries.
+
+    The key is recorded create-only in the same transaction as the ADD: a retry of a
+    request that landed fails on that record (`DuplicateKeyError`), so it is
+    answered "already applied" and writes nothing. A commit cut by the timeout
+    answers 503; whether it landed or not, the client's retry with the same key is
+    safe.
+    """
+    expires = int(time.time()) + 24 * 3600
+    session.add(Processed(f"credits#{idempotency_key}", expires_at=expires))
+    session.update(User, user_id, add={"visits": body.amount})
+    try:
+        async with asyncio.timeout(request.app.state.commit_timeout):
+            await session.commit(atomic=True)
+    except TimeoutError:
+        # Raising rolls the session back: the write in doubt is not sent again by
+        # this request; the client's retry settles it through the key.
+        raise HTTPException(
+            status_code=503, detail="not confirmed in time: retry with the same key"
+        ) from None
+    except uow.CommitError as error:
+        if any(
+            isinstance(cause, uow.DuplicateKeyError) and change.model is Processed
+            for change, cause in error.failed
+        ):
+            session.clear()  # nothing of this request is written: drop it all
+            return {"user_id": user_id, "applied": False}
+        raise
+    return {"user_id": user_id, "applied": True}
+
+
+# --8<-- [end:credits]
+
+
 def create_app(
     store_factory: Callable[[], uow.Store] = uow.Store, *, commit_timeout: float = COMMIT_TIMEOUT
 ) -> FastAPI:
@@ -160,6 +247,7 @@ def create_app(
 
     app = FastAPI(title="uow example", lifespan=lifespan)
     app.add_exception_handler(uow.CommitError, _commit_error)
+    app.state.commit_timeout = commit_timeout
     # --8<-- [end:lifespan]
 
     # --8<-- [start:signup]
@@ -211,45 +299,8 @@ def create_app(
 
     # --8<-- [end:visits]
 
-    # --8<-- [start:credits]
-    @app.post("/users/{user_id}/credits")
-    async def add_credits(
-        user_id: str,
-        body: CreditBody,
-        idempotency_key: Annotated[str, Header(min_length=8, max_length=128)],
-        session: SessionDep,
-    ) -> dict[str, Any]:
-        """Add to a user's visits, once per `Idempotency-Key`, whatever the client retries.
-
-        The key is recorded create-only in the same transaction as the ADD: a retry of a
-        request that landed fails on that record (`DuplicateKeyError`), so it is
-        answered "already applied" and writes nothing. A commit cut by the timeout
-        answers 503; whether it landed or not, the client's retry with the same key is
-        safe.
-        """
-        expires = int(time.time()) + 24 * 3600
-        session.add(Processed(f"credits#{idempotency_key}", expires_at=expires))
-        session.update(User, user_id, add={"visits": body.amount})
-        try:
-            async with asyncio.timeout(commit_timeout):
-                await session.commit(atomic=True)
-        except TimeoutError:
-            # Raising rolls the session back: the write in doubt is not sent again by
-            # this request; the client's retry settles it through the key.
-            raise HTTPException(
-                status_code=503, detail="not confirmed in time: retry with the same key"
-            ) from None
-        except uow.CommitError as error:
-            if any(
-                isinstance(cause, uow.DuplicateKeyError) and change.model is Processed
-                for change, cause in error.failed
-            ):
-                session.clear()  # nothing of this request is written: drop it all
-                return {"user_id": user_id, "applied": False}
-            raise
-        return {"user_id": user_id, "applied": True}
-
-    # --8<-- [end:credits]
+    app.post("/stock/{sku}/reserve")(reserve)
+    app.post("/users/{user_id}/credits")(add_credits)
 
     return app
 

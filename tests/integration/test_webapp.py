@@ -14,7 +14,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 import uow
 from examples import starlette_app
-from examples.webapp import Invite, SessionDep, User, create_app
+from examples.webapp import Invite, SessionDep, Stock, User, create_app
 from uow.testing import FaultProxy, Faults, LocalDatabase
 
 pytestmark = pytest.mark.asyncio
@@ -258,11 +258,9 @@ class TestRetriedRequests:
     async def slow(
         self, uow_database: LocalDatabase, uow_endpoint: str
     ) -> AsyncIterator[tuple[httpx.AsyncClient, FaultProxy, uow.Store]]:
-        """The app behind a proxy (healthy at first), with a 50 ms commit timeout."""
+        """The app behind a proxy (healthy at first), with a 1 s commit timeout."""
         with FaultProxy(uow_endpoint, seed=1) as proxy:
-            application = create_app(
-                lambda: uow_database.store(proxy.endpoint), commit_timeout=0.05
-            )
+            application = create_app(lambda: uow_database.store(proxy.endpoint), commit_timeout=1.0)
             async with application.router.lifespan_context(application):
                 store: uow.Store = application.state.store
                 async with store.session() as seed:
@@ -279,10 +277,10 @@ class TestRetriedRequests:
         """The first attempt times out (503) but lands; the retry with the same key answers "already applied"."""
         http, proxy, store = slow
         headers = {"Idempotency-Key": "req-0001-abcdef"}
-        proxy.faults = Faults(latency=0.2)  # the commit outlasts the handler's timeout
+        proxy.faults = Faults(latency=1.5)  # the commit outlasts the handler's timeout
         first = await http.post("/users/u1/credits", json={"amount": 5}, headers=headers)
         assert first.status_code == 503
-        await asyncio.sleep(0.5)  # the cut request reaches DynamoDB meanwhile
+        await asyncio.sleep(1.0)  # the cut request reaches DynamoDB meanwhile
         proxy.faults = Faults()
 
         retry = await http.post("/users/u1/credits", json={"amount": 5}, headers=headers)
@@ -323,3 +321,54 @@ class TestRetriedRequests:
         user = await stored(store, User, "u1")
         assert user is not None
         assert user.visits == 0
+
+
+class TestReserveStock:
+    """`POST /stock/{sku}/reserve` takes stock only while enough is left."""
+
+    async def test_reserve_until_the_stock_runs_out(
+        self, app: FastAPI, client: httpx.AsyncClient
+    ) -> None:
+        """3 then 2 of 4 units: the first is 200, the second 409 with 1 available; stock 1."""
+        store: uow.Store = app.state.store
+        async with store.session() as seed:
+            seed.add(Stock("mug", qty=4))
+
+        first = await client.post("/stock/mug/reserve", json={"qty": 3})
+        second = await client.post("/stock/mug/reserve", json={"qty": 2})
+
+        assert first.status_code == 200
+        assert first.json() == {"sku": "mug", "reserved": 3}
+        assert second.status_code == 409
+        assert second.json()["detail"] == {"error": "not enough stock", "available": 1}
+        left = await stored(store, Stock, "mug")
+        assert left is not None
+        assert left.qty == 1
+
+    @pytest.mark.uow_skip_on(
+        "moto",
+        reason="moto can let two concurrent conditional writes both win (measured)",
+    )
+    async def test_concurrent_requests_never_oversell(
+        self, app: FastAPI, client: httpx.AsyncClient
+    ) -> None:
+        """10 concurrent requests for 1 unit each, 6 in stock: 6 are 200, 4 are 409, stock 0."""
+        store: uow.Store = app.state.store
+        async with store.session() as seed:
+            seed.add(Stock("lamp", qty=6))
+
+        responses = await asyncio.gather(
+            *(client.post("/stock/lamp/reserve", json={"qty": 1}) for _ in range(10))
+        )
+
+        codes = sorted(response.status_code for response in responses)
+        assert codes == [200] * 6 + [409] * 4
+        left = await stored(store, Stock, "lamp")
+        assert left is not None
+        assert left.qty == 0
+
+    async def test_an_unknown_product_is_409_conflict(self, client: httpx.AsyncClient) -> None:
+        """A product that does not exist fails the update's existence condition: 409 from the commit handler."""
+        response = await client.post("/stock/ghost/reserve", json={"qty": 1})
+        assert response.status_code == 409
+        assert response.json()["failed"][0]["cause"] == "ConflictError"
