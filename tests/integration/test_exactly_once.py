@@ -87,6 +87,17 @@ async def commit_until_settled(session: uow.Session) -> list[uow.CommitResult]:
     raise AssertionError(f"still pending after 20 commits: {session.pending}")
 
 
+async def commit_unanswered(session: uow.Session, proxy: FaultProxy) -> uow.CommitError:
+    """Commit with every answer lost: the writes land, the session keeps them in doubt."""
+    proxy.faults = Faults(lose=1.0)
+    try:
+        with pytest.raises(uow.CommitError) as caught:  # out of retries: in doubt
+            await session.commit()
+    finally:
+        proxy.faults = Faults()
+    return caught.value
+
+
 class TestCancelledCommit:
     """`commit()` cancelled at any await: the session stays usable and consistent."""
 
@@ -266,10 +277,7 @@ class TestLostAnswers:
         ledger = await session.get(Ledger, "l1")
         assert ledger is not None
         ledger.balance = 100
-        proxy.faults = Faults(lose=1.0)
-        with pytest.raises(uow.CommitError):
-            await session.commit()
-        proxy.faults = Faults()
+        await commit_unanswered(session, proxy)
         for n in range(5):
             async with uow_store.session() as other:
                 theirs = await other.get(Ledger, "l1")
@@ -321,10 +329,7 @@ class TestLostAnswers:
         ledger = await session.get(Ledger, "l1")
         assert ledger is not None
         ledger.balance = 100
-        proxy.faults = Faults(lose=1.0)
-        with pytest.raises(uow.CommitError):  # it landed as version 2; every answer lost
-            await session.commit()
-        proxy.faults = Faults()
+        await commit_unanswered(session, proxy)
         # As if 32 other writers had moved it on: version 34, slot 2 reused by version 34.
         await raw_update(
             uow_store,
@@ -382,10 +387,7 @@ class TestLostAnswers:
         """A create whose answer was lost, then edited by another writer, is found by its marker."""
         session = faulty.session()
         session.add(Tally("new", label="mine"))
-        proxy.faults = Faults(lose=1.0)
-        with pytest.raises(uow.CommitError):
-            await session.commit()
-        proxy.faults = Faults()
+        await commit_unanswered(session, proxy)
         async with uow_store.session() as other:
             other.update(Tally, "new", set={"label": "theirs"})
 
