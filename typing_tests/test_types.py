@@ -53,6 +53,16 @@ async def reads(session: uow.Session) -> None:
         assert_type(scanned, User)
 
 
+async def pages(session: uow.Session, after: str | None) -> None:
+    """A page is typed by its model; its cursor may be `None`; `limit` is required."""
+    page = await session.page(Order, Key("customer_id").eq("c1"), limit=20, after=after)
+    assert_type(page, uow.Page[Order])
+    assert_type(page.items, tuple[Order, ...])
+    assert_type(page.cursor, str | None)
+    assert_type(await session.page(User, limit=5), uow.Page[User])
+    await session.page(User)  # type: ignore[call-arg]  # pins that limit has no default
+
+
 async def none_must_be_handled(session: uow.Session) -> None:
     """A read may find nothing: using the result unchecked is a type error."""
     user = await session.get(User, "u1")

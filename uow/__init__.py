@@ -5,6 +5,7 @@ commit that turns the log into the fewest DynamoDB requests, sent concurrently.
 See `Store` and `Session`.
 """
 
+from uow._pages import Page
 from uow.cache import cache_disabled
 from uow.changes import Change, ChangeKind
 from uow.config import Retry
@@ -51,6 +52,7 @@ __all__ = [
     "NotFoundError",
     "NotMapped",
     "OutcomeUnknownError",
+    "Page",
     "ReadStats",
     "RecordState",
     "Retry",

@@ -1,14 +1,15 @@
 """The session's reads: the identity map first, then DynamoDB, results merged back.
 
 `Reads` is the half of `Session` that answers `get`, `get_by`, `get_many`,
-`query`, `scan` and `refresh`. Every row a read returns is merged into the
+`query`, `scan`, `page` and `refresh`. Every row a read returns is merged into the
 map (`_merge`): one object per item, pending changes kept.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
+from contextlib import aclosing
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from boto3.dynamodb.conditions import ConditionBase
@@ -16,6 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from uow._execute import Outcome, batch_get, call, translate
 from uow._lifecycle import SessionState
+from uow._pages import Page, Shape
 from uow._query import read_params
 from uow.cache import reads_bypass_cache
 from uow.changes import Change, ChangeKind, Op
@@ -272,9 +274,109 @@ class Reads:
         )
         return self._rows(info, "Scan", params, None)
 
+    async def page(
+        self,
+        model: type[T],
+        key_condition: ConditionBase | None = None,
+        *,
+        index: str | None = None,
+        filter: ConditionBase | None = None,
+        limit: int,
+        after: str | None = None,
+        reverse: bool = False,
+    ) -> Page[T]:
+        """One page of a listing and the cursor to the next: pagination for web handlers.
+
+        The listing is `query(model, key_condition, index=, filter=, reverse=)`,
+        or a scan of the table (or index) when `key_condition` is `None`. The
+        page holds exactly `limit` records while that many remain, however
+        many DynamoDB pages a selective `filter` takes to find them. Its
+        `cursor` is `None` when no record follows, else a URL-safe string:
+        give it back as `after=` to the same call for the next page. Rows
+        merge into the map as `query` rows do (one object per item, pending
+        changes kept, pending deletes left out).
+
+        The next page starts right after the last record returned (not where
+        DynamoDB stopped reading), so no record is skipped or repeated, even
+        when records are added or deleted between the two requests (a record
+        present throughout appears exactly once; one added behind the cursor
+        does not appear). To know whether a record follows, `page` reads one
+        record past the page; that record is merged into the map too.
+
+        A cursor is bound to the listing's shape: the model, the table, the
+        index, the direction and the key condition (with its values), but
+        not the filter (changing the filter continues from the same place,
+        with the new filter). Without `Store(cursor_key=...)` cursors carry
+        a public checksum, which catches damage and misuse but not a
+        deliberate forgery; with it they are signed (HMAC-SHA256) and a
+        client cannot make one. A key condition that depends on the clock
+        (`Key("due").lt(now)`) makes a new shape on every request: fix the
+        bound for the listing instead.
+
+        Args:
+            model: the model listed.
+            key_condition: a `boto3.dynamodb.conditions` key condition, or
+                `None` to page a scan.
+            index: a GSI from the model's `indexes`.
+            filter: a `boto3.dynamodb.conditions` filter.
+            limit: the page size, at least 1. Cap what a client may ask for:
+                DynamoDB reads at least `limit + 1` items per page.
+            after: the `cursor` of the previous page; `None` for the first.
+            reverse: descending key order (a query only: a scan has no order).
+
+        Returns:
+            A `uow.Page` with `.items` and `.cursor`.
+
+        Raises:
+            ValidationError: before any request, for a `limit` below 1, an
+                unknown index, `reverse` on a scan, or an `after` that is not
+                a cursor of this listing from this store: garbage, damaged or
+                truncated, made for another model, table, index, direction or
+                key condition, or signed with another `cursor_key`.
+        """
+        self._guard("page()")
+        info = info_of(model)
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValidationError(
+                f"page({info.name}): limit must be an int of at least 1, got {limit!r}"
+            )
+        if key_condition is None and reverse:
+            raise ValidationError(
+                f"page({info.name}): reverse=True needs a key_condition; a scan has no order"
+            )
+        table = self._store.table_prefix + info.table
+        params = read_params(
+            info, table, key_condition=key_condition, filter=filter, index=index, reverse=reverse
+        )
+        shape = Shape.of(info, table, key_condition=key_condition, index=index, reverse=reverse)
+        cursors = self._store._cursors  # private: it holds the store's signing key
+        if after is not None:
+            params["ExclusiveStartKey"] = cursors.decode(after, shape)
+        # One record past the page: whether it exists decides whether a cursor is due.
+        params["Limit"] = limit + 1
+        api = "Query" if key_condition is not None else "Scan"
+        objects: list[Any] = []
+        rows: list[Item] = []
+        async with aclosing(self._rows(info, api, params, None, rows=rows)) as read:
+            async for obj in read:
+                objects.append(obj)
+                if len(objects) > limit:
+                    break
+        if len(objects) <= limit:
+            return Page(tuple(objects), None)
+        return Page(tuple(objects[:limit]), cursors.encode(shape, rows[limit - 1]))
+
     async def _rows(
-        self, info: ModelInfo, api: str, params: dict[str, Any], limit: int | None
-    ) -> AsyncIterator[Any]:
+        self,
+        info: ModelInfo,
+        api: str,
+        params: dict[str, Any],
+        limit: int | None,
+        *,
+        rows: list[Item] | None = None,
+    ) -> AsyncGenerator[Any, None]:
+        # `rows`, when given, receives the raw item of each object yielded, in step
+        # with them: `page()` builds its cursor from the item as the read returned it.
         yielded = 0
         start: Any = None
         refresh = self._bypass()
@@ -299,6 +401,8 @@ class Reads:
                 obj = self._merge(info, key, item, refresh=refresh)
                 if obj is None:
                     continue  # pending deletion in this session
+                if rows is not None:
+                    rows.append(item)
                 yield obj
                 yielded += 1
                 if limit is not None and yielded >= limit:

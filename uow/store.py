@@ -8,6 +8,7 @@ import os
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
+from uow._pages import Cursors
 from uow.config import Retry
 from uow.errors import ServiceError, UsageError, ValidationError
 from uow.model import ModelInfo, info_of
@@ -58,8 +59,18 @@ class Store:
             consumes, reported in `CommitResult.consumed_capacity` and
             `ReadStats.consumed_capacity` (`None` when not asked). Off by
             default, as in DynamoDB: the answer costs client and server time.
+        cursor_key: a secret of at least 16 bytes (`secrets.token_bytes(32)`)
+            that signs the cursors of `Session.page` with HMAC-SHA256, so that
+            a client cannot make one that starts anywhere it likes; a cursor
+            signed with another key (or not signed) is refused. Every process
+            serving one API needs the same key. `None`: cursors carry a public
+            checksum only (see docs/howto/pages.md for what each guarantees).
         aws_access_key_id, aws_secret_access_key, aws_session_token: explicit
             credentials; `None` follows the configuration chain.
+
+    Raises:
+        ValidationError: `max_concurrency` below 1, or a `cursor_key` that is
+            not bytes or shorter than 16 bytes.
     """
 
     def __init__(
@@ -72,6 +83,7 @@ class Store:
         cache: bool = True,
         retry: Retry | None = None,
         consumed_capacity: bool = False,
+        cursor_key: bytes | None = None,
         aws_access_key_id: str | None = None,
         aws_secret_access_key: str | None = None,
         aws_session_token: str | None = None,
@@ -85,6 +97,7 @@ class Store:
         self.cache = cache and _env_cache_enabled()
         self.retry = retry or Retry()
         self.consumed_capacity = consumed_capacity
+        self._cursors = Cursors(cursor_key)
         self._credentials = {
             "aws_access_key_id": aws_access_key_id,
             "aws_secret_access_key": aws_secret_access_key,

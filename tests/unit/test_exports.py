@@ -27,6 +27,7 @@ class TestExports:
             "NotFoundError",
             "NotMapped",
             "OutcomeUnknownError",
+            "Page",
             "ReadStats",
             "RecordState",
             "Retry",
