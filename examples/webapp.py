@@ -2,9 +2,10 @@
 
 Run it with `uvicorn examples.webapp:app` (install the `examples` dependency
 group, and uvicorn). The store follows the standard AWS configuration chain
-(`AWS_ENDPOINT_URL`, credentials, region); `create_app(store_factory=...)`
-takes any function that makes an unopened `uow.Store`, which is how the tests
-point it at a local server.
+(`AWS_ENDPOINT_URL`, credentials, region) and signs its page cursors with the
+secret in `CURSOR_KEY`; `create_app(store_factory=...)` takes any function
+that makes an unopened `uow.Store`, which is how the tests point it at a
+local server.
 
 The pattern, explained in docs/howto/fastapi.md:
 
@@ -22,26 +23,38 @@ The pattern, explained in docs/howto/fastapi.md:
   (`POST /stock/{sku}/reserve`): DynamoDB refuses it when too little is left;
 * a handler whose commit may be cut by a timeout takes an `Idempotency-Key`
   header and records it in the same transaction as its write, so that the
-  client's retry of the same request lands once (`POST /users/{id}/credits`).
+  client's retry of the same request lands once (`POST /users/{id}/credits`);
+* a list endpoint answers a page at a time with `session.page`, and a cursor
+  the client damaged or made up is a 400 (docs/howto/pages.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import attrs
-from boto3.dynamodb.conditions import Attr
-from fastapi import Depends, FastAPI, Header, HTTPException, Request
+from boto3.dynamodb.conditions import Attr, Key
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 import uow
 
-__all__ = ["Invite", "Processed", "Stock", "User", "app", "create_app"]
+__all__ = [
+    "Invite",
+    "Order",
+    "Processed",
+    "Stock",
+    "User",
+    "app",
+    "create_app",
+    "store_from_environment",
+]
 
 
 @uow.model(table="web_users", pk="user_id", unique=("email",), version="version")
@@ -66,6 +79,18 @@ class Invite:
     version: int = 0
 
 
+@uow.model(table="web_orders", pk="user_id", sk="order_id")
+@attrs.define
+class Order:
+    """An order of a user; order ids sort by time (e.g. `2024-05-01T10:00:00#0001`)."""
+
+    user_id: str
+    order_id: str
+    item: str = ""
+    status: str = "open"
+    total: int = 0
+
+
 @uow.model(table="web_requests", pk="key")
 @attrs.define
 class Processed:
@@ -86,7 +111,7 @@ class Stock:
     qty: int = 0
 
 
-MODELS = (User, Invite, Processed, Stock)
+MODELS = (User, Invite, Processed, Stock, Order)
 # How long a handler waits for its commit before answering 503 (the client retries).
 COMMIT_TIMEOUT = 2.0
 
@@ -226,14 +251,67 @@ async def add_credits(
 # --8<-- [end:credits]
 
 
+# --8<-- [start:orders]
+async def list_orders(
+    user_id: str,
+    session: SessionDep,
+    after: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    status: str | None = None,
+) -> dict[str, Any]:
+    """A user's orders, newest first, `limit` at a time; `next` resumes the listing.
+
+    The client sends `next` back as `?after=`. A cursor it damaged or made
+    up (or one of another user's listing) answers 400; a bug of this
+    handler's own (a `ValidationError` on the first page) stays a 500.
+    """
+    try:
+        page = await session.page(
+            Order,
+            Key("user_id").eq(user_id),
+            filter=Attr("status").eq(status) if status else None,
+            limit=limit,
+            after=after,
+            reverse=True,
+        )
+    except uow.ValidationError as error:
+        if after is None:
+            raise
+        raise HTTPException(
+            status_code=400, detail="invalid `after` cursor: list again without it"
+        ) from error
+    return {"items": [attrs.asdict(order) for order in page.items], "next": page.cursor}
+
+
+# --8<-- [end:orders]
+
+
+# --8<-- [start:store]
+def store_from_environment() -> uow.Store:
+    """The app's store: the AWS configuration chain, cursors signed with `CURSOR_KEY`.
+
+    Every instance of the app needs the same `CURSOR_KEY` (at least 16
+    characters; `python -c "import secrets; print(secrets.token_urlsafe(32))"`),
+    from your secret store. Without it, cursors are checked but not signed.
+    """
+    secret = os.environ.get("CURSOR_KEY")
+    return uow.Store(cursor_key=secret.encode() if secret else None)
+
+
+# --8<-- [end:store]
+
+
 def create_app(
-    store_factory: Callable[[], uow.Store] = uow.Store, *, commit_timeout: float = COMMIT_TIMEOUT
+    store_factory: Callable[[], uow.Store] = store_from_environment,
+    *,
+    commit_timeout: float = COMMIT_TIMEOUT,
 ) -> FastAPI:
     """The app; `store_factory()` makes the (unopened) store the lifespan opens.
 
     Args:
-        store_factory: makes the app's `uow.Store`; default `uow.Store()`, which
-            follows the standard AWS configuration chain.
+        store_factory: makes the app's `uow.Store`; default
+            `store_from_environment`, which follows the standard AWS
+            configuration chain.
         commit_timeout: seconds `POST /users/{id}/credits` waits for its commit.
     """
 
@@ -301,6 +379,7 @@ def create_app(
 
     app.post("/stock/{sku}/reserve")(reserve)
     app.post("/users/{user_id}/credits")(add_credits)
+    app.get("/users/{user_id}/orders")(list_orders)
 
     return app
 

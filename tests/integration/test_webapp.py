@@ -14,7 +14,8 @@ from starlette.types import Message, Receive, Scope, Send
 
 import uow
 from examples import starlette_app
-from examples.webapp import Invite, SessionDep, Stock, User, create_app
+from examples.webapp import Invite, Order, SessionDep, Stock, User, create_app
+from tests.integration.support import Calls
 from uow.testing import FaultProxy, Faults, LocalDatabase
 
 pytestmark = pytest.mark.asyncio
@@ -372,3 +373,128 @@ class TestReserveStock:
         response = await client.post("/stock/ghost/reserve", json={"qty": 1})
         assert response.status_code == 409
         assert response.json()["failed"][0]["cause"] == "ConflictError"
+
+
+CURSOR_KEY = b"the example's cursor key, 32 b."
+
+
+async def seed_orders(store: uow.Store, user_id: str, count: int) -> None:
+    """`count` orders of a user, `{user_id}-00`.., every third one paid."""
+    async with store.session() as session:
+        session.add_all(
+            Order(user_id, f"{user_id}-{i:02}", status="paid" if i % 3 == 0 else "open", total=i)
+            for i in range(count)
+        )
+
+
+async def walk(http: httpx.AsyncClient, path: str, **params: Any) -> list[dict[str, Any]]:
+    """Every page of a list endpoint, following `next` as a client would."""
+    pages = [(await http.get(path, params=params)).json()]
+    while pages[-1]["next"] is not None:
+        pages.append((await http.get(path, params={**params, "after": pages[-1]["next"]})).json())
+        assert len(pages) < 50
+    return pages
+
+
+class TestOrderPages:
+    """`GET /users/{id}/orders` answers a page at a time; a bad cursor is the client's 400."""
+
+    @pytest_asyncio.fixture
+    async def orders_app(self, uow_database: LocalDatabase) -> AsyncIterator[FastAPI]:
+        """The app on a store that signs its cursors, with seven orders of u1 and two of u2."""
+        application = create_app(lambda: uow_database.store(cursor_key=CURSOR_KEY))
+        async with application.router.lifespan_context(application):
+            await seed_orders(application.state.store, "u1", 7)
+            await seed_orders(application.state.store, "u2", 2)
+            yield application
+
+    @pytest_asyncio.fixture
+    async def http(self, orders_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+        """A client of that app; app errors become 500 responses."""
+        transport = httpx.ASGITransport(app=orders_app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+            yield http
+
+    async def test_pages_newest_first(self, http: httpx.AsyncClient) -> None:
+        """Pages of `limit` orders, newest first, until `next` is null; nothing skipped or repeated."""
+        pages = await walk(http, "/users/u1/orders", limit=3)
+        assert [[o["order_id"] for o in page["items"]] for page in pages] == [
+            ["u1-06", "u1-05", "u1-04"],
+            ["u1-03", "u1-02", "u1-01"],
+            ["u1-00"],
+        ]
+        assert pages[0]["items"][0] == {
+            "user_id": "u1",
+            "order_id": "u1-06",
+            "item": "",
+            "status": "paid",
+            "total": 6,
+        }
+
+    async def test_a_filter_keeps_pages_full(self, http: httpx.AsyncClient) -> None:
+        """`?status=open` still gives `limit` orders per page."""
+        pages = await walk(http, "/users/u1/orders", limit=2, status="open")
+        assert [[o["order_id"] for o in page["items"]] for page in pages] == [
+            ["u1-05", "u1-04"],
+            ["u1-02", "u1-01"],
+        ]
+
+    @pytest.mark.parametrize(
+        "spoil",
+        [
+            pytest.param(lambda c: c[:-2], id="truncated"),
+            pytest.param(lambda c: c[:5] + ("x" if c[5] != "x" else "y") + c[6:], id="changed"),
+            pytest.param(lambda c: "garbage", id="garbage"),
+            pytest.param(lambda c: "", id="empty"),
+        ],
+    )
+    async def test_a_spoiled_cursor_is_400(
+        self, orders_app: FastAPI, http: httpx.AsyncClient, spoil: Any
+    ) -> None:
+        """A cursor the client damaged answers 400, not 500, and reads nothing."""
+        cursor = (await http.get("/users/u1/orders?limit=2")).json()["next"]
+        calls = Calls()
+        calls.attach(orders_app.state.store.client)
+        response = await http.get("/users/u1/orders", params={"limit": 2, "after": spoil(cursor)})
+        assert response.status_code == 400
+        assert response.json() == {"detail": "invalid `after` cursor: list again without it"}
+        assert calls.log == []
+
+    async def test_another_users_cursor_is_400(self, http: httpx.AsyncClient) -> None:
+        """A cursor of u2's listing does not open u1's (nor does the reverse)."""
+        cursor = (await http.get("/users/u1/orders?limit=1")).json()["next"]
+        response = await http.get("/users/u2/orders", params={"after": cursor})
+        assert response.status_code == 400
+
+    async def test_a_limit_out_of_range_is_422(self, http: httpx.AsyncClient) -> None:
+        """FastAPI checks `1 <= limit <= 100` before the handler runs."""
+        assert (await http.get("/users/u1/orders?limit=0")).status_code == 422
+        assert (await http.get("/users/u1/orders?limit=101")).status_code == 422
+
+    async def test_the_default_store_signs_with_cursor_key(
+        self, uow_database: LocalDatabase, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """`create_app()` signs with `CURSOR_KEY`: an app with another key, or none, refuses its cursors."""
+        if uow_database.table_prefix:
+            pytest.skip("the default store has no table prefix; this database needs one")
+        for name, value in uow_database.environ().items():
+            monkeypatch.setenv(name, value)
+
+        async def get(url: str, *, seed: bool = False) -> httpx.Response:
+            """One request to a new app made by `create_app()` from the environment."""
+            application = create_app()
+            async with application.router.lifespan_context(application):
+                if seed:
+                    await seed_orders(application.state.store, "u1", 3)
+                transport = httpx.ASGITransport(app=application)
+                async with httpx.AsyncClient(transport=transport, base_url="http://x") as http:
+                    return await http.get(url)
+
+        monkeypatch.setenv("CURSOR_KEY", "one secret of at least 16 characters")
+        cursor = (await get("/users/u1/orders?limit=1", seed=True)).json()["next"]
+        after = f"/users/u1/orders?limit=1&after={cursor}"
+        assert (await get(after)).json()["items"][0]["order_id"] == "u1-01"
+        monkeypatch.setenv("CURSOR_KEY", "another secret, 16 characters or more")
+        assert (await get(after)).status_code == 400
+        monkeypatch.delenv("CURSOR_KEY")
+        assert (await get(after)).status_code == 400
