@@ -19,7 +19,7 @@ In `CHECKED` mode (no `cursor_key`) its key is a constant written below: the
 tag catches damage (a flipped or lost character) and a cursor used with
 another listing, but anyone who reads this module can compute it, so a
 client can build a cursor that starts anywhere. The start key is checked
-against the model's key types (and, for a query, the queried partition)
+against the model's key types (and, for a query, against its key condition)
 either way, so a forged one still fails with `ValidationError`, never in
 DynamoDB.
 """
@@ -32,7 +32,9 @@ import enum
 import hashlib
 import hmac
 import json
+import operator
 import re
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any, Generic, TypeVar
 
@@ -97,14 +99,14 @@ class Shape:
     Build it with `Shape.of`. `text` is the canonical JSON of the model's
     name and the listing's request without its filter; `attributes` names the start key's
     attributes in order (table key, then the index key), with the codec type
-    of each; `partition` is the attribute and value a query's key condition
-    fixes (`None` for a scan).
+    of each; `bounds` are the terms of a query's key condition a start key
+    must satisfy, as `(attribute, operator, values)` (none for a scan).
     """
 
     model: str
     text: bytes
     attributes: tuple[tuple[str, FieldType], ...]
-    partition: tuple[str, AttributeValue] | None
+    bounds: tuple[tuple[str, str, tuple[AttributeValue, ...]], ...]
     digest: bytes = attrs.field(init=False)
 
     @digest.default
@@ -149,17 +151,18 @@ class Shape:
         gsi = info.indexes[index] if index is not None else None  # read_params checked the name
         if gsi is not None:
             names += [name for name in (gsi.pk, gsi.sk) if name and name not in names]
-        partition = None
+        bounds = []
         if key_condition is not None:
-            attribute = gsi.pk if gsi is not None else info.pk
-            value = _equalities(key_condition).get(attribute)
-            if value is not None:
-                partition = (attribute, ANY.encode_element(value, (attribute,)))
+            key = (gsi.pk, gsi.sk) if gsi is not None else (info.pk, info.sk)
+            for attribute, (op, values) in _terms(key_condition).items():
+                if attribute in key:
+                    encoded = tuple(ANY.encode_element(v, (attribute,)) for v in values)
+                    bounds.append((attribute, op, encoded))
         return cls(
             model=info.name,
             text=text,
             attributes=tuple((name, types[name]) for name in names),
-            partition=partition,
+            bounds=tuple(bounds),
         )
 
 
@@ -220,7 +223,7 @@ class Cursors:
                 this listing: garbage, damaged or truncated, made for another
                 model, table, index, direction or key condition, signed with
                 another key, or (unsigned) holding a start key that does not
-                fit the model or lies outside the queried partition.
+                fit the model or lies outside the key condition.
         """
         raw = _unwrap(cursor, shape)
         mode = raw[1]
@@ -283,10 +286,11 @@ def _start_key(payload: bytes, shape: Shape) -> dict[str, AttributeValue]:
         if value is None or value in ("", b"") or isinstance(value, bool):
             raise _refused(shape, f"its start key's {name} is not a {kind.name} key value")
         start[name] = av
-    if shape.partition is not None:
-        attribute, wanted = shape.partition
-        if not _same(start[attribute], wanted):
-            raise _refused(shape, f"its start key lies outside the queried {attribute}")
+    # DynamoDB refuses a start key outside the key condition (DynamoDB Local, and AWS:
+    # "The provided starting key does not match the range key predicate"); say it first.
+    for attribute, op, bounds in shape.bounds:
+        if not _satisfies(start[attribute], op, bounds):
+            raise _refused(shape, f"its start key's {attribute} lies outside the key condition")
     return start
 
 
@@ -307,13 +311,44 @@ def _attribute_value(entry: Any) -> AttributeValue:
     return {tag: text}
 
 
-def _same(left: AttributeValue, right: AttributeValue) -> bool:
-    if "N" in left and "N" in right:
+def _comparable(av: AttributeValue) -> tuple[str, Any]:
+    """A key value's type tag, and its value ordered as DynamoDB orders it.
+
+    Strings compare by code point, which is the order of their UTF-8 bytes;
+    numbers by value; binary by unsigned bytes. `None` for a number that is not one.
+    """
+    ((tag, value),) = av.items()
+    if tag == "N":
         try:
-            return Decimal(left["N"]) == Decimal(right["N"])
+            return tag, Decimal(value)
         except InvalidOperation:
-            return False
-    return left == right
+            return tag, None
+    return tag, value
+
+
+_COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
+    "=": operator.eq,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+
+
+def _satisfies(av: AttributeValue, op: str, bounds: tuple[AttributeValue, ...]) -> bool:
+    """Whether a start key value satisfies one term of a key condition."""
+    tag, value = _comparable(av)
+    others = [_comparable(bound) for bound in bounds]
+    if value is None or any(t != tag or v is None for t, v in others):
+        return False
+    limits = [v for _, v in others]
+    if op in _COMPARISONS:
+        return _COMPARISONS[op](value, limits[0])
+    if op == "BETWEEN":
+        return bool(limits[0] <= value <= limits[1])
+    if op == "begins_with":
+        return tag != "N" and bool(value.startswith(limits[0]))
+    return True  # no other operator makes a valid key condition: DynamoDB refuses it
 
 
 def _refused(shape: Shape, reason: str) -> ValidationError:
@@ -323,14 +358,14 @@ def _refused(shape: Shape, reason: str) -> ValidationError:
     )
 
 
-def _equalities(condition: ConditionBase) -> dict[str, Any]:
-    """The `Key(name).eq(value)` terms of a key condition (joined with `&`), by name."""
+def _terms(condition: ConditionBase) -> dict[str, tuple[str, tuple[Any, ...]]]:
+    """The terms of a key condition (joined with `&`) by key name: `(operator, values)`."""
     expression = condition.get_expression()
-    operator, values = expression["operator"], expression["values"]
-    if operator == "AND":
-        return {name: value for part in values for name, value in _equalities(part).items()}
-    if operator == "=" and isinstance(values[0], KeyAttribute):
-        return {values[0].name: values[1]}
+    op, values = expression["operator"], expression["values"]
+    if op == "AND":
+        return {name: term for part in values for name, term in _terms(part).items()}
+    if values and isinstance(values[0], KeyAttribute):
+        return {values[0].name: (op, tuple(values[1:]))}
     return {}
 
 

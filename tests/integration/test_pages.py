@@ -13,6 +13,8 @@ from boto3.dynamodb.conditions import Attr, ConditionBase, Key
 import uow
 from tests.integration.support import Calls, raw_delete, raw_put
 from tests.models import Order, User
+from uow._pages import Cursors, Shape
+from uow.model import info_of
 from uow.testing import LocalDatabase
 
 pytestmark = pytest.mark.asyncio
@@ -344,6 +346,54 @@ class TestRefusedBeforeAnyRequest:
                     **listing,
                 )
         assert calls.log == []
+
+
+class TestForgedUnsignedCursors:
+    """Without `cursor_key` a client can forge a cursor; one outside the listing fails before DynamoDB."""
+
+    @pytest.mark.parametrize(
+        ("order_id", "customer_id"),
+        [
+            pytest.param("o09", "c1", id="past-the-sort-key-range"),
+            pytest.param("o00", "c1", id="before-the-sort-key-range"),
+            pytest.param("o03", "c2", id="another-partition"),
+        ],
+    )
+    async def test_outside_the_key_condition(
+        self, orders: uow.Store, calls: Calls, order_id: str, customer_id: str
+    ) -> None:
+        """DynamoDB (Local, and AWS) would answer ValidationException; `page` refuses it first."""
+        condition = C1 & Key("order_id").between("o01", "o05")
+        listing = Shape.of(
+            info_of(Order),
+            orders.table_name(Order),
+            key_condition=condition,
+            index=None,
+            reverse=False,
+        )
+        row = {"customer_id": {"S": customer_id}, "order_id": {"S": order_id}}
+        forged = Cursors(None).encode(listing, row)
+        async with orders.session() as session:
+            with pytest.raises(uow.ValidationError, match="lies outside the key condition"):
+                await session.page(Order, condition, limit=2, after=forged)
+        assert calls.log == []
+
+    async def test_inside_the_key_condition(self, orders: uow.Store) -> None:
+        """A forged cursor inside the listing is a valid position: the page starts after it."""
+        condition = C1 & Key("order_id").between("o01", "o05")
+        listing = Shape.of(
+            info_of(Order),
+            orders.table_name(Order),
+            key_condition=condition,
+            index=None,
+            reverse=False,
+        )
+        forged = Cursors(None).encode(
+            listing, {"customer_id": {"S": "c1"}, "order_id": {"S": "o02"}}
+        )
+        async with orders.session() as session:
+            page = await session.page(Order, condition, limit=2, after=forged)
+        assert ids(page.items) == ["o03", "o04"]
 
 
 class TestSignedCursors:

@@ -2,7 +2,8 @@
 
 Hypothesis writes random orders (two customers, few distinct index key
 values so that index keys tie often), then pages through one listing: a
-query of the table or of the GSI (either direction) or a scan of either,
+query of the table or of the GSI (either direction, with or without a sort
+key condition) or a scan of either,
 with or without a random filter, `limit` from 1 to 30, each page in a
 session of its own as a web handler reads it. Without writes in between,
 the concatenated pages equal the `query` (or `scan`) result exactly. With
@@ -52,7 +53,25 @@ class Listing:
 
 LISTINGS = [
     Listing("table query", Key("customer_id").eq("c1"), None, lambda r: r["customer_id"] == "c1"),
+    Listing(
+        "table query between",
+        Key("customer_id").eq("c1") & Key("order_id").between("b", "d"),
+        None,
+        lambda r: r["customer_id"] == "c1" and "b" <= r["order_id"] <= "d",
+    ),
+    Listing(
+        "table query begins_with",
+        Key("customer_id").eq("c1") & Key("order_id").begins_with("a"),
+        None,
+        lambda r: r["customer_id"] == "c1" and r["order_id"].startswith("a"),
+    ),
     Listing("index query", Key("status").eq("open"), "by_status", lambda r: r["status"] == "open"),
+    Listing(
+        "index query >=",
+        Key("status").eq("open") & Key("created_at").gte("2024-02"),
+        "by_status",
+        lambda r: r["status"] == "open" and r["created_at"] >= "2024-02",
+    ),
     Listing("table scan", None, None, lambda r: True),
     Listing("index scan", None, "by_status", lambda r: True),
 ]
