@@ -20,8 +20,8 @@ tag catches damage (a flipped or lost character) and a cursor used with
 another listing, but anyone who reads this module can compute it, so a
 client can build a cursor that starts anywhere. The start key is checked
 against the model's key types (and, for a query, against its key condition)
-either way, so a forged one still fails with `ValidationError`, never in
-DynamoDB.
+either way, so a forged one that does not fit the listing fails with
+`ValidationError` before the request, not in DynamoDB.
 """
 
 from __future__ import annotations
@@ -55,9 +55,10 @@ _VERSION = 1
 _FINGERPRINT = 4
 _TAG = 16
 _HEADER = 2 + _FINGERPRINT
-# The longest start key (partition 2048 bytes, sort 1024, on an index twice that), base64
-# inside JSON inside base64, is about 11,000 characters; anything longer is not ours.
-_MAX_LENGTH = 16_384
+# The longest start key (partition 2048 bytes, sort 1024, on an index twice that) makes
+# a cursor of about 11,000 characters, or 50,000 if every byte is a control character
+# (six in JSON); anything longer is not ours.
+_MAX_LENGTH = 65_536
 _ALPHABET = re.compile(r"[A-Za-z0-9_-]+")
 # The HMAC key of unsigned cursors. Public on purpose: see the module docstring.
 _CHECKED_KEY = b"uow.page: an unsigned cursor, checked only"
@@ -97,10 +98,11 @@ class Shape:
     """What a cursor is bound to, and the attributes of its start key.
 
     Build it with `Shape.of`. `text` is the canonical JSON of the model's
-    name and the listing's request without its filter; `attributes` names the start key's
-    attributes in order (table key, then the index key), with the codec type
-    of each; `bounds` are the terms of a query's key condition a start key
-    must satisfy, as `(attribute, operator, values)` (none for a scan).
+    name and the listing's request without its filter; `attributes` names
+    the start key's attributes in order (table key, then the index key),
+    with the codec type of each; `bounds` are the terms of a query's key
+    condition a start key must satisfy, as `(attribute, operator, values)`
+    (none for a scan).
     """
 
     model: str

@@ -1,8 +1,8 @@
 """The session's reads: the identity map first, then DynamoDB, results merged back.
 
 `Reads` is the half of `Session` that answers `get`, `get_by`, `get_many`,
-`query`, `scan`, `page` and `refresh`. Every row a read returns is merged into the
-map (`_merge`): one object per item, pending changes kept.
+`query`, `scan`, `page` and `refresh`. Every row a read returns is merged
+into the map (`_merge`): one object per item, pending changes kept.
 """
 
 from __future__ import annotations
@@ -328,11 +328,13 @@ class Reads:
             A `uow.Page` with `.items` and `.cursor`.
 
         Raises:
-            ValidationError: before any request, for a `limit` below 1, an
-                unknown index, `reverse` on a scan, or an `after` that is not
-                a cursor of this listing from this store: garbage, damaged or
-                truncated, made for another model, table, index, direction or
-                key condition, or signed with another `cursor_key`.
+            ValidationError: before any request, for a `limit` that is not an
+                int of at least 1, an unknown index, `reverse` on a scan, or an
+                `after` that is not a cursor of this listing from this store:
+                garbage, damaged or truncated, made for another model, table,
+                index, direction or key condition, signed with another
+                `cursor_key` (or not signed when the store signs), or (forged)
+                with a start key outside the key condition.
         """
         self._guard("page()")
         info = info_of(model)
