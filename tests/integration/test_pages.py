@@ -254,6 +254,25 @@ class TestIdentity:
             assert rest.cursor is None
             session.rollback()
 
+    async def test_cache_disabled_refreshes_clean_objects(self, orders: uow.Store) -> None:
+        """Inside `cache_disabled()` a clean mapped record takes the row's values in place."""
+        async with orders.session() as session:
+            mine = await session.get(Order, "c1", "o00")
+            assert mine is not None
+            await raw_put(orders, Order, customer_id="c1", order_id="o00", status="changed")
+            assert (await session.page(Order, C1, limit=1)).items[0].status == "paid"
+            with uow.cache_disabled():
+                page = await session.page(Order, C1, limit=1)
+            assert page.items[0] is mine
+            assert mine.status == "changed"
+
+    async def test_a_closed_session_refuses(self, orders: uow.Store) -> None:
+        """`page` follows the session's lifecycle like every read."""
+        async with orders.session() as session:
+            pass
+        with pytest.raises(uow.UsageError, match=r"Session\.page\(\): the session is closed"):
+            await session.page(Order, C1, limit=1)
+
     async def test_the_record_past_the_page_is_mapped_too(self, orders: uow.Store) -> None:
         """`page` reads one record past the page to know that more follow; it enters the map."""
         async with orders.session() as session:
