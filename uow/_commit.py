@@ -29,9 +29,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from uow._execute import Executor, InDoubt, Outcome, translate
 from uow.changes import ChangeKind
-from uow.codec import Item
+from uow.codec import Item, unwrap
 from uow.conditions import Check
-from uow.errors import CommitError, OutcomeUnknownError
+from uow.errors import AbortedError, CommitError, OutcomeUnknownError
 from uow.identity import Key, Record, RecordState, key_item
 from uow.plan import change_of, make_plan
 from uow.results import CommitResult
@@ -45,11 +45,13 @@ log = logging.getLogger("uow.session")
 
 
 async def run_commit(
-    records: dict[Key, Record], store: Store, *, atomic: bool, checks: Sequence[Check] = ()
+    records: dict[Key, Record], store: Store, *, atomic: bool, checks: list[Check] | None = None
 ) -> tuple[CommitResult, CommitError | None]:
     """Commit every pending record of `records` (a session's map, changed in place).
 
     Returns the result, and the `CommitError` to raise if any change failed.
+    `checks` (the session's pending condition checks) loses those that a settled
+    transaction confirmed.
 
     Raises:
         ValidationError: a pending record cannot be written; nothing of it was sent.
@@ -73,7 +75,10 @@ async def run_commit(
             try:
                 await executor.settle(doubts, settled)
             finally:
+                _keep_unanswered(doubts, settled)
                 apply(records, settled)
+                if checks:
+                    _drop_confirmed(checks, settled)
             entries += sum(len(doubt.request.entries) for doubt in doubts)
         failed = {id(planned.record) for outcome in outcomes for planned, _ in outcome.failed}
         pending = [
@@ -82,12 +87,27 @@ async def run_commit(
             if id(record) not in failed and (record.doubt is None or record.doubt.params is None)
         ]
         resent = _resent(pending)
-        plan = make_plan(pending, store.table_prefix, atomic=atomic, checks=checks)
+        plan = make_plan(pending, store.table_prefix, atomic=atomic, checks=checks or ())
         outcome = Outcome(consumed_capacity=capacity)
         outcomes.append(outcome)
+        if atomic and (failed or any(r.doubt is not None for r in records.values())):
+            # All or nothing: an earlier write that did not settle keeps this one unsent.
+            for planned in plan.entries:
+                outcome.failed.append(
+                    (
+                        planned,
+                        AbortedError(
+                            f"{planned.change.describe()}: not sent: the atomic commit could "
+                            "not settle an earlier write of this session first (see the "
+                            "other failures)"
+                        ),
+                    )
+                )
+            entries += len(plan.entries)
+            return _finish(outcomes, started, entries)
         try:
             if await _read_stored(pending, executor, outcome, store.table_prefix):
-                plan = make_plan(pending, store.table_prefix, atomic=atomic, checks=checks)
+                plan = make_plan(pending, store.table_prefix, atomic=atomic, checks=checks or ())
             await executor.run(plan, outcome)
         finally:
             apply(records, outcome)
@@ -96,6 +116,13 @@ async def run_commit(
     except asyncio.CancelledError:
         _log_cancelled(outcomes)
         raise
+    return _finish(outcomes, started, entries)
+
+
+def _finish(
+    outcomes: list[Outcome], started: float, entries: int
+) -> tuple[CommitResult, CommitError | None]:
+    """The result of a commit, logged, and the error to raise if anything failed."""
     result = _result(outcomes, time.perf_counter() - started)
     log.info("commit %s", result.summary())
     failures = [
@@ -127,7 +154,8 @@ def _doubts(records: dict[Key, Record]) -> list[InDoubt]:
         kept = tuple(
             planned
             for planned in doubt.request.entries
-            if records.get(planned.record.key) is planned.record and planned.record.doubt is doubt
+            if planned.kind is ChangeKind.CHECK  # a check's record is never in the map
+            or (records.get(planned.record.key) is planned.record and planned.record.doubt is doubt)
         )
         if len(kept) < len(doubt.request.entries):
             dropped = next(p for p in doubt.request.entries if p not in kept)
@@ -145,6 +173,28 @@ def _doubts(records: dict[Key, Record]) -> list[InDoubt]:
             continue
         settle.append(doubt)
     return settle
+
+
+def _drop_confirmed(checks: list[Check], outcome: Outcome) -> None:
+    """Forget the checks that a settled transaction confirmed (in place)."""
+    confirmed = {
+        id(planned.record.conditions[0])
+        for planned, _ in outcome.succeeded
+        if planned.kind is ChangeKind.CHECK
+    }
+    checks[:] = [check for check in checks if id(check.condition) not in confirmed]
+
+
+def _keep_unanswered(doubts: list[InDoubt], outcome: Outcome) -> None:
+    """Keep in doubt what a cancelled settle did not get to (its tasks never ran)."""
+    answered = {id(planned) for planned, _ in outcome.succeeded}
+    answered.update(id(planned) for planned, _ in outcome.failed)
+    kept = {id(doubt.request) for doubt in outcome.doubtful}
+    for doubt in doubts:
+        if id(doubt.request) in kept:
+            continue
+        if not any(id(planned) in answered for planned in doubt.request.entries):
+            outcome.doubtful.append(doubt)
 
 
 def _resent(pending: Sequence[Record]) -> list[Record]:
@@ -263,8 +313,14 @@ def _with_returned(
             continue
         kind = codec.types[name]
         value = kind.decode(av)
-        values[codec.index[name]] = kind.clone(value)
-        object.__setattr__(record.obj, name, value)
+        at = codec.index[name]
+        planned = unwrap(values[at])
+        values[at] = kind.clone(value)
+        current = getattr(record.obj, name)
+        # The object shows the committed value, unless it was changed (by assignment,
+        # while this write was in doubt) since the write was planned: that change stays.
+        if current is planned or (type(current) is type(planned) and current == planned):
+            object.__setattr__(record.obj, name, value)
     return tuple(values)
 
 

@@ -122,10 +122,12 @@ def _own_condition_held(planned: Planned, stored: Mapping[str, Any] | None) -> b
         return not stored
     if planned.kind is ChangeKind.CHECK:
         return True
-    if version is not None and record.base is not None and planned.kind is not ChangeKind.PUT:
+    read = read_version(record) if version is not None and record.base is not None else None
+    if version is not None and record.base is not None:
+        if planned.kind is ChangeKind.PUT and read is None:
+            return True  # a replacement of a record read without a version: no check
         if not stored:
             return False
-        read = read_version(record)
         current: Any = stored.get(version)
         return current is None if read is None else current == {"N": str(read)}
     if planned.kind is ChangeKind.UPDATE:
@@ -240,8 +242,6 @@ TOKEN_WINDOW = 9 * 60.0
 class Flight:
     """Whether one request (over all its attempts) may have been applied unseen."""
 
-    # An attempt is on the wire now: cancelling it leaves its outcome unknown.
-    sending: bool = False
     # An attempt ended without an answer that says what happened (connection lost
     # after sending, a read timeout, a 5xx, a cancellation in flight): it may have landed.
     lost: bool = False
@@ -391,7 +391,6 @@ async def _attempt(method: Any, params: dict[str, Any], flight: Flight | None) -
     """One attempt, telling `flight` whether it may have landed without an answer."""
     if flight is None:
         return await method(**params)
-    flight.sending = True
     if not flight.first_sent:
         flight.first_sent = time.time()
     try:
@@ -408,8 +407,6 @@ async def _attempt(method: Any, params: dict[str, Any], flight: Flight | None) -
     except asyncio.CancelledError:
         flight.lost = True  # cancelled on the wire: DynamoDB may still apply it
         raise
-    finally:
-        flight.sending = False
 
 
 _METHOD_NAMES = {
@@ -699,10 +696,22 @@ class Executor:
         try:
             await self._call("TransactWriteItems", params, outcome, flight)
         except (ClientError, BotoCoreError) as exc:
-            if flight.lost and _earlier_landed(exc, actions):
+            earlier = _earlier_landed(exc, actions) if flight.lost else False
+            if earlier:
                 outcome.unknown += changes
                 outcome.settle("found", changes)
                 outcome.succeeded.extend((planned, None) for planned in request.entries)
+                return
+            if earlier is None:
+                reason = OutcomeUnknownError(
+                    f"an item of the transaction has moved on by {MARKER_SLOTS} versions or "
+                    "more since it was sent, so its marker is gone"
+                )
+                reason.__cause__ = exc
+                self._doubt(request, params, flight, outcome, reason)
+                outcome.failed.extend(
+                    (planned, _unsettled(planned, reason)) for planned in request.entries
+                )
                 return
             causes = transaction_causes(exc, actions)
             culprits = "; ".join(str(cause) for cause in causes.values())
@@ -852,14 +861,24 @@ def _definitive(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") == "TransactionCanceledException"
 
 
-def _earlier_landed(exc: BaseException, actions: list[tuple[Planned, Action]]) -> bool:
-    """A re-sent transaction was cancelled because its own earlier attempt landed."""
+def _earlier_landed(exc: BaseException, actions: list[tuple[Planned, Action]]) -> bool | None:
+    """Was a re-sent transaction cancelled because its own earlier attempt landed?
+
+    True if a failed action's marker names this change, None if a marker may be
+    gone (no sound answer), False otherwise.
+    """
     if not isinstance(exc, ClientError):
         return False
     reasons: Any = exc.response.get("CancellationReasons") or ()
+    verdict: bool | None = False
     for (planned, action), reason in zip(actions, reasons, strict=False):
         if action.role != "record" or reason.get("Code") != "ConditionalCheckFailed":
             continue
-        if planned.marker is not None and landed(planned, reason.get("Item")):
+        if planned.marker is None:
+            continue
+        found = landed(planned, reason.get("Item"))
+        if found:
             return True
-    return False
+        if found is None:
+            verdict = None
+    return verdict

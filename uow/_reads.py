@@ -460,8 +460,17 @@ class Reads:
             self._records[key] = Record(key, info, codec, RecordState.LOADED, obj, obj, snapshot)
             return obj
         if record.state is RecordState.BLIND:
+            if record.doubt is not None:
+                # Whether the stored item already holds the blind update is unknown:
+                # applying it to the object could count it twice.
+                raise UsageError(
+                    f"{info.name} {key}: its blind update() was sent and its outcome is "
+                    "unknown (an interrupted commit); commit() again to settle it before "
+                    "reading this key, or clear_record() it"
+                )
             obj, snapshot = codec.read(item)
             loaded = Record(key, info, codec, RecordState.LOADED, obj, obj, snapshot)
+            loaded.attempt, loaded.conditions = record.attempt, record.conditions
             try:
                 self._apply_ops(loaded, record.blind)
             except ValidationError as exc:

@@ -159,9 +159,11 @@ class OutcomeUnknownError(ChangeError):
 
     `commit()` settles most interrupted writes by itself (see "Exactly once"
     in the docs). This cause is left when it cannot: an `ADD` (or other
-    non-idempotent write) whose first attempt is older than DynamoDB's
-    10-minute idempotency window, or a versioned write whose item has since
-    moved on by more versions (32) than `uow` keeps markers for. The write is
+    write that only DynamoDB's idempotency token protects) first sent more
+    than 9 minutes ago (the token lasts 10), a versioned write whose item has
+    since moved on by more versions (32) than `uow` keeps markers for, or a
+    transaction in doubt one of whose records was since dropped from the
+    session. The write is
     never sent again blindly: the change stays pending but is refused by
     every `commit()` until you settle it: `await session.refresh(obj)` (or
     `clear_record(...)`) drops it, then re-apply what is still missing.

@@ -122,7 +122,7 @@ class Action:
     def item_key(self, key_fields: tuple[str, ...]) -> tuple[str, str]:
         """(table, key) identifying the item this action writes."""
         source = self.body.get("Key") or self.body["Item"]
-        if self.role != "record":
+        if self.role in ("claim", "release"):
             key_fields = (GUARD_KEY,)
         return self.body["TableName"], repr([source.get(name) for name in key_fields])
 
@@ -614,7 +614,7 @@ def _encode_op(codec: ModelCodec, path: Path, value: Any) -> AttributeValue:
 # Update expressions depend only on a change's shape (which paths get SET, REMOVE or
 # ADD, and how the version is checked), not on its values: a commit of many records
 # edited alike builds the expression text once. Bounded: cleared when full.
-_TEMPLATE_LIMIT = 256
+_TEMPLATE_LIMIT = 4096  # a shape has up to 32 (marker slots): room for ~100 shapes
 _PLACEHOLDER = {"N": "0"}  # stands for every value while a template is built
 
 
@@ -739,9 +739,16 @@ def _plan_update(record: Record, ops: Sequence[OpLike], prefix: str, blind: bool
         adds,
         new_version,
         marker,
-        # No condition refuses a second copy of an ADD, nor of a blind version bump.
-        token_only=(bool(add_values) and marker is None) or version == "blind",
+        # No condition refuses a second copy of an ADD, nor of a blind version bump; a
+        # REMOVE of a list element (or a SET past its end) shifts the list again if re-sent.
+        token_only=version == "blind"
+        or (marker is None and (bool(add_values) or _touches_list_elements(ops))),
     )
+
+
+def _touches_list_elements(ops: Sequence[OpLike]) -> bool:
+    """True when an operation's path goes through a list index (`items[0]`)."""
+    return any(type(segment) is int for op in ops for segment in op[1])
 
 
 def _check_update(

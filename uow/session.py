@@ -480,6 +480,7 @@ class Session(Reads):
         """
         self._guard("expect()")
         record = self._record_of(obj, "expect()")
+        self._check_settled(record, "expect()")
         record.conditions += self._conditions(condition, "expect()")
 
     def check(self, model: type, pk: Any, sk: Any = None, *, condition: ConditionBase) -> None:

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 import attrs
 import pytest
 import pytest_asyncio
+from boto3.dynamodb.conditions import Attr
 
 import uow
 from tests.integration.support import raw_get, raw_update
@@ -427,3 +428,110 @@ class TestReporting:
         assert result.unknown == 5
         assert "unknown=5[found=5]" in result.summary()
         assert any("unknown=5[found=5]" in r.getMessage() for r in caplog.records)
+
+
+class TestRecordsInDoubt:
+    """What a session allows, and keeps, while a record's write is in doubt."""
+
+    async def test_reading_a_blind_update_in_doubt_is_refused(
+        self, uow_store: uow.Store, faulty: uow.Store, proxy: FaultProxy
+    ) -> None:
+        """get() of a key whose blind update is in doubt raises UsageError; once settled it reads."""
+        async with uow_store.session() as seed:
+            seed.add(Tally("c1", n=1))
+        session = faulty.session()
+        session.update(Tally, "c1", set={"label": "x"})
+        await commit_unanswered(session, proxy)
+        with pytest.raises(uow.UsageError, match="outcome is unknown"):
+            await session.get(Tally, "c1")
+        await session.commit()
+        tally = await session.get(Tally, "c1")
+        assert tally is not None
+        assert tally.label == "x"
+
+    async def test_a_condition_survives_reading_its_blind_record(
+        self, uow_store: uow.Store, faulty: uow.Store
+    ) -> None:
+        """A blind update's condition still guards the write after get() loads the record."""
+        async with uow_store.session() as seed:
+            seed.add(Tally("c1", n=1))
+        session = faulty.session()
+        session.update(Tally, "c1", add={"n": -2}, condition=Attr("n").gte(2))
+        await session.get(Tally, "c1")
+        with pytest.raises(uow.CommitError) as caught:
+            await session.commit()
+        ((_, cause),) = caught.value.failed
+        assert isinstance(cause, uow.ConditionFailed)
+        row = await raw_get(uow_store, Tally, name="c1")
+        assert row is not None
+        assert row["n"] == 1
+
+    async def test_an_assignment_made_while_in_doubt_is_kept(
+        self, uow_store: uow.Store, faulty: uow.Store, proxy: FaultProxy
+    ) -> None:
+        """A versioned ADD dropped on the way, then an assignment of that field: the assignment wins."""
+        async with uow_store.session() as seed:
+            seed.add(Ledger("l1", balance=10))
+        session = faulty.session()
+        ledger = await session.get(Ledger, "l1")
+        assert ledger is not None
+        session.update(Ledger, "l1", add={"balance": 5})
+        proxy.faults = Faults(drop=1.0)
+        with pytest.raises(uow.CommitError):
+            await session.commit()
+        proxy.faults = Faults()
+        with pytest.raises(uow.UsageError, match="outcome is unknown"):
+            session.expect(ledger, Attr("balance").eq(15))
+        ledger.balance = 100
+
+        await session.commit()
+
+        assert ledger.balance == 100
+        assert not session.is_dirty(ledger)
+        row = await raw_get(uow_store, Ledger, name="l1")
+        assert row is not None
+        assert row["balance"] == 100
+
+    async def test_an_atomic_commit_waits_for_an_unsettled_write(
+        self, uow_store: uow.Store, faulty: uow.Store, proxy: FaultProxy
+    ) -> None:
+        """While an earlier write cannot be settled, an atomic commit sends nothing (AbortedError)."""
+        async with uow_store.session() as seed:
+            seed.add(Tally("c1"))
+        session = faulty.session()
+        session.update(Tally, "c1", add={"n": 1})
+        await commit_unanswered(session, proxy)
+        (record,) = session._records.values()
+        assert record.doubt is not None
+        record.doubt.first_sent -= 600  # past DynamoDB's token window: unsettled
+        session.add(Tally("c2"))
+
+        with pytest.raises(uow.CommitError) as caught:
+            await session.commit(atomic=True)
+
+        causes = {change.key.pk: type(cause) for change, cause in caught.value.failed}
+        assert causes == {"c1": uow.OutcomeUnknownError, "c2": uow.AbortedError}
+        assert await raw_get(uow_store, Tally, name="c2") is None
+
+    @TOKENS
+    async def test_an_atomic_commit_with_a_check_settles_after_a_lost_answer(
+        self, uow_store: uow.Store, faulty: uow.Store, proxy: FaultProxy
+    ) -> None:
+        """A transaction with a ConditionCheck whose answers were lost is settled by its token."""
+        async with uow_store.session() as seed:
+            seed.add_all([Tally("flag", label="open"), Tally("c1")])
+        session = faulty.session()
+        session.check(Tally, "flag", condition=Attr("label").eq("open"))
+        session.update(Tally, "c1", add={"n": 1})
+        proxy.faults = Faults(lose=1.0)
+        with pytest.raises(uow.CommitError):
+            await session.commit(atomic=True)
+        proxy.faults = Faults()
+
+        result = await session.commit(atomic=True)
+
+        assert result.resolved == {"token": 2}
+        assert result.requests == {"TransactWriteItems": 1}  # the check is not sent again
+        row = await raw_get(uow_store, Tally, name="c1")
+        assert row is not None
+        assert row["n"] == 1

@@ -113,3 +113,24 @@ class TestPlanned:
 
 def _rename(user: User) -> None:
     user.name = "Bob"
+
+
+class TestChecksInOnePlan:
+    """Checks are keyed by their item, like records, not like unique guards."""
+
+    def test_two_checks_on_one_table(self) -> None:
+        """Two checks of different items of one table fit one transaction."""
+        info = info_of(Order)
+        checks = [
+            Check(info, ItemKey("orders", "c1", f"o{n}"), Attr("total").gt(Decimal(0)))
+            for n in range(2)
+        ]
+        plan = make_plan([], "", atomic=True, checks=checks)
+        assert len(plan.entries) == 2
+
+    def test_a_check_and_a_write_of_one_item_are_refused(self) -> None:
+        """DynamoDB refuses two operations on one item in a transaction: caught before sending."""
+        check = Check(info_of(Order), ItemKey("orders", "c1", "o1"), Attr("total").gt(0))
+        record = records.new(Order(customer_id="c1", order_id="o1", created_at="2024"))
+        with pytest.raises(ValidationError, match="cannot write one item twice"):
+            make_plan([record], "", atomic=True, checks=[check])

@@ -823,3 +823,10 @@ class TestExactlyOnce:
         assert first == again
         record.attempt = None
         assert only(make_plan([record], PREFIX)).marker != first
+
+    def test_a_blind_list_remove_goes_with_a_token(self) -> None:
+        """REMOVE of a list element shifts the list again if re-sent: it needs the token."""
+        record = records.blind(Order, "c1", "o1", Op("REMOVE", ("lines", 0)))
+        plan = make_plan([record], PREFIX)
+        assert apis(plan) == (["TransactWriteItems"], [])
+        assert only(plan).token_only
