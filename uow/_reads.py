@@ -3,6 +3,12 @@
 `Reads` is the half of `Session` that answers `get`, `get_by`, `get_many`,
 `query`, `scan`, `page` and `refresh`. Every row a read returns is merged
 into the map (`_merge`): one object per item, pending changes kept.
+
+Before merging, an item must be one the model accepts (`uow._items`): of
+its kind (single-table design), not expired (TTL), and whole (a row of an
+index that does not project every field is completed with `BatchGetItem`).
+`_merge_page` does all of that for a page of `Query`/`Scan` rows, for
+`query`, `scan` and `page` alike.
 """
 
 from __future__ import annotations
@@ -10,19 +16,20 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
 from contextlib import aclosing
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from boto3.dynamodb.conditions import ConditionBase
 from botocore.exceptions import BotoCoreError, ClientError
 
 from uow._execute import Outcome, batch_get, call, translate
+from uow._items import check_models, expired, model_of_item, rows_are_whole, wrong_kind
 from uow._lifecycle import SessionState
 from uow._pages import Page, Shape
 from uow._query import read_params
 from uow.cache import reads_bypass_cache
 from uow.changes import Change, ChangeKind, Op
-from uow.codec import Item, codec_for
-from uow.errors import NotFoundError, UsageError, ValidationError
+from uow.codec import Item, ModelCodec, codec_for
+from uow.errors import NotFoundError, SchemaError, UsageError, ValidationError
 from uow.identity import Key, Record, RecordState, key_from_item, key_item, key_of
 from uow.model import ModelInfo, info_of
 from uow.plan import GUARD_KEY, GUARD_TABLE, guard_key
@@ -96,12 +103,7 @@ class Reads:
             self._hits += 1
             return record.visible  # type: ignore[no-any-return]  # the record's object is a T
         key = key_of(info, pk, sk)
-        record = self._records.get(key)
-        if record is not None and record.info is not info:
-            raise UsageError(
-                f"Session.get(): key {key} of table {info.table!r} is held by a "
-                f"{record.info.name}, not a {info.name}"
-            )
+        record = self._held(info, key)
         bypass = self._bypass()
         if record is not None and record.state is not RecordState.BLIND and not bypass:
             self._hits += 1
@@ -114,43 +116,63 @@ class Reads:
             self._end()
         return self._merge(info, key, item, refresh=True)  # type: ignore[no-any-return]  # a T
 
+    def _held(self, info: ModelInfo, key: Key) -> Record | None:
+        """The record at `key`, if it is one of `info`'s (a pending delete of any model counts).
+
+        Raises:
+            SchemaError: the session holds this item as another model (kind).
+        """
+        record = self._records.get(key)
+        if record is None or record.info is info:
+            return record
+        if record.state is RecordState.DELETED:
+            return record  # reads as None, whatever the model
+        raise wrong_kind(info, key, None, record.info)
+
     def _bypass(self) -> bool:
         return not self._store.cache or reads_bypass_cache()
 
     async def get_by(self, model: type[T], **unique_eq: Any) -> T | None:
         """The record whose unique field has this value, e.g. `get_by(User, email=...)`.
 
+        For a compound constraint (`unique=(("tenant", "number"),)`) give every
+        field of it: `get_by(Invoice, tenant="t1", number=7)`.
+
         Answered from the map, without a request, when a mapped object holds
-        the value. Otherwise one strongly consistent read of the field's guard
-        item finds the key, then the record is read (or taken from the map).
+        the value. Otherwise one strongly consistent read of the guard item
+        finds the key, then the record is read (or taken from the map).
         Pending changes count: after `user.email = new` (not yet committed),
         the old value no longer finds the object and the new one does.
 
         Raises:
-            ValidationError: not exactly one field, or a field not declared
-                in the model's `unique=`.
+            ValidationError: the fields given are not exactly one of the
+                model's `unique=` constraints.
+            SchemaError: the stored record does not fit the model.
         """
         self._guard("get_by()")
         info = info_of(model)
-        if len(unique_eq) != 1:
-            raise ValidationError(f"get_by({info.name}, ...) takes exactly one field=value")
-        ((field, value),) = unique_eq.items()
-        if field not in info.unique:
-            declared = ", ".join(info.unique) or "none"
+        fields = next((c for c in info.unique if set(c) == set(unique_eq)), None)
+        if fields is None or len(fields) != len(unique_eq):
+            declared = ", ".join(" + ".join(c) for c in info.unique) or "none"
+            given = ", ".join(unique_eq) or "no field"
             raise ValidationError(
-                f"{info.name}.{field} is not a unique field (unique fields: {declared})"
+                f"get_by({info.name}, ...): {given} is not one of its unique constraints "
+                f"(declared: {declared}); give exactly the fields of one"
             )
+        values = tuple(unique_eq[field] for field in fields)
+        if any(value is None for value in values):
+            return None  # a combination holding None is not constrained, so it finds nothing
         bypass = self._bypass()
         if not bypass:
             for record in self._records.values():
                 obj = record.visible
-                if record.info is info and obj is not None and _equal(getattr(obj, field), value):
+                if record.info is info and obj is not None and _holds(obj, fields, values):
                     self._hits += 1
                     return obj  # type: ignore[no-any-return]  # the record's object is a T
         self._misses += 1
         guard_params = {
             "TableName": self._store.table_prefix + GUARD_TABLE,
-            "Key": {GUARD_KEY: {"S": guard_key(info, field, value)}},
+            "Key": {GUARD_KEY: {"S": guard_key(info, fields, values)}},
             "ConsistentRead": True,
         }
         self._begin("get_by()")
@@ -159,15 +181,15 @@ class Reads:
             if guard is None:
                 return None
             key = _guard_owner(info, guard)
-            owner = self._records.get(key)
+            owner = self._held(info, key)
             if owner is not None and owner.state is not RecordState.BLIND and not bypass:
                 found = owner.visible  # mapped: its pending changes decide below
             else:
                 found = self._merge(info, key, await self._get_item(info, key), refresh=True)
         finally:
             self._end()
-        if found is None or not _equal(getattr(found, field), value):
-            return None  # deleted, or its value changed in this session
+        if found is None or not _holds(found, fields, values):
+            return None  # deleted, expired, or its value changed in this session
         return found  # type: ignore[no-any-return]  # the record's object is a T
 
     async def get_many(self, model: type[T], keys: Iterable[Any]) -> list[T | None]:
@@ -176,7 +198,12 @@ class Reads:
         Keys are partition-key values, or `(pk, sk)` tuples for models with a
         sort key. Keys in the map cost no request; the others are read with
         strongly consistent `BatchGetItem`s of up to 100 keys, sent
-        concurrently, unprocessed keys retried with backoff.
+        concurrently, unprocessed keys retried with backoff. An expired item
+        (TTL) reads as `None`.
+
+        Raises:
+            SchemaError: an item is of another kind, or does not fit the model;
+                nothing is merged into the session then.
         """
         self._guard("get_many()")
         info = info_of(model)
@@ -188,7 +215,7 @@ class Reads:
         needed: dict[Key, list[int]] = {}
         bypass = self._bypass()
         for position, key in enumerate(wanted):
-            record = self._records.get(key)
+            record = self._held(info, key)
             if record is not None and record.state is not RecordState.BLIND and not bypass:
                 self._hits += 1
                 results[position] = record.visible
@@ -213,12 +240,15 @@ class Reads:
         finally:
             self._end()
         by_key = {key_from_item(info, item): item for item in items}
+        now = time.time()
+        accepted = {key: _accept(info, key, by_key.get(key), now) for key in needed}
         for key, positions in needed.items():
-            obj = self._merge(info, key, by_key.get(key), refresh=True)
+            obj = self._merge(info, key, accepted[key], refresh=True)
             for position in positions:
                 results[position] = obj
         return results
 
+    @overload
     def query(
         self,
         model: type[T],
@@ -228,7 +258,30 @@ class Reads:
         filter: ConditionBase | None = None,
         limit: int | None = None,
         reverse: bool = False,
-    ) -> AsyncIterator[T]:
+    ) -> AsyncIterator[T]: ...
+
+    @overload
+    def query(
+        self,
+        model: tuple[type, ...],
+        key_condition: ConditionBase,
+        *,
+        index: str | None = None,
+        filter: ConditionBase | None = None,
+        limit: int | None = None,
+        reverse: bool = False,
+    ) -> AsyncIterator[Any]: ...
+
+    def query(
+        self,
+        model: type[T] | tuple[type, ...],
+        key_condition: ConditionBase,
+        *,
+        index: str | None = None,
+        filter: ConditionBase | None = None,
+        limit: int | None = None,
+        reverse: bool = False,
+    ) -> AsyncIterator[Any]:
         """Records matching a key condition, as an async iterator that pages lazily.
 
         `key_condition` and `filter` are `boto3.dynamodb.conditions` objects
@@ -236,43 +289,71 @@ class Reads:
         `Attr("total").gt(10)`); `index` names a GSI from the model's
         `indexes`. `limit` caps the records yielded.
 
+        `model` may be a tuple of models of one table with a `kind=` each
+        (single-table design): each item is yielded as the model of its kind,
+        an item collection in one request stream. Items of other kinds, and
+        expired items (TTL), are skipped. Rows of an index that does not
+        project every field are completed with `BatchGetItem` (records
+        already mapped cost nothing), in index order.
+
         Every row merges into the map: a record already mapped comes back as
         the same object, with its unsaved changes; a record pending deletion
         is not yielded. DynamoDB evaluates the conditions on committed data:
         records added in this session and not committed are not found, and a
         local edit does not change whether a record matches. Inside
         `cache_disabled()` clean mapped objects are refreshed from the rows.
+
+        Raises:
+            ValidationError: an unknown index, a malformed condition, or
+                models that cannot be read together.
+            SchemaError: an item of the model's kind does not fit the model.
         """
         self._guard("query()")
-        info = info_of(model)
+        infos = _infos(model, "query()")
+        source = _declaring(infos, index)
         params = read_params(
-            info,
-            self._store.table_prefix + info.table,
+            source,
+            self._store.table_prefix + source.table,
             key_condition=key_condition,
             filter=filter,
             index=index,
             reverse=reverse,
         )
-        return self._rows(info, "Query", params, limit)
+        return self._rows(infos, "Query", params, limit)
 
+    @overload
+    def scan(
+        self, model: type[T], *, filter: ConditionBase | None = None, index: str | None = None
+    ) -> AsyncIterator[T]: ...
+
+    @overload
     def scan(
         self,
-        model: type[T],
+        model: tuple[type, ...],
         *,
         filter: ConditionBase | None = None,
         index: str | None = None,
-    ) -> AsyncIterator[T]:
+    ) -> AsyncIterator[Any]: ...
+
+    def scan(
+        self,
+        model: type[T] | tuple[type, ...],
+        *,
+        filter: ConditionBase | None = None,
+        index: str | None = None,
+    ) -> AsyncIterator[Any]:
         """Every record of the model's table (or index), as an async iterator; see `query`."""
         self._guard("scan()")
-        info = info_of(model)
+        infos = _infos(model, "scan()")
+        source = _declaring(infos, index)
         params = read_params(
-            info,
-            self._store.table_prefix + info.table,
+            source,
+            self._store.table_prefix + source.table,
             key_condition=None,
             filter=filter,
             index=index,
         )
-        return self._rows(info, "Scan", params, None)
+        return self._rows(infos, "Scan", params, None)
 
     async def page(
         self,
@@ -359,7 +440,7 @@ class Reads:
         api = "Query" if key_condition is not None else "Scan"
         objects: list[Any] = []
         rows: list[Item] = []
-        async with aclosing(self._rows(info, api, params, None, rows=rows)) as read:
+        async with aclosing(self._rows((info,), api, params, None, rows=rows)) as read:
             async for obj in read:
                 objects.append(obj)
                 if len(objects) > limit:
@@ -370,7 +451,7 @@ class Reads:
 
     async def _rows(
         self,
-        info: ModelInfo,
+        infos: tuple[ModelInfo, ...],
         api: str,
         params: dict[str, Any],
         limit: int | None,
@@ -382,6 +463,7 @@ class Reads:
         yielded = 0
         start: Any = None
         refresh = self._bypass()
+        index = params.get("IndexName")
         while limit is None or yielded < limit:
             page = dict(params)
             if start:
@@ -390,21 +472,15 @@ class Reads:
                 page["Limit"] = limit - yielded
             self._begin(f"{api.lower()}()")
             try:
-                response = await self._read(api, page, info, None)
+                response = await self._read(api, page, infos[0], None)
+                objs = await self._merge_page(
+                    infos, response.get("Items", ()), index=index, refresh=refresh
+                )
             finally:
                 self._end()
-            for item in response.get("Items", ()):
-                key = key_from_item(info, item)
-                record = self._records.get(key)
-                if record is not None and record.state is not RecordState.BLIND:
-                    self._hits += 1
-                else:
-                    self._misses += 1
-                obj = self._merge(info, key, item, refresh=refresh)
-                if obj is None:
-                    continue  # pending deletion in this session
+            for obj, row in objs:
                 if rows is not None:
-                    rows.append(item)
+                    rows.append(row)
                 yield obj
                 yielded += 1
                 if limit is not None and yielded >= limit:
@@ -412,6 +488,93 @@ class Reads:
             start = response.get("LastEvaluatedKey")
             if not start:
                 return
+
+    async def _merge_page(
+        self,
+        infos: Sequence[ModelInfo],
+        items: Sequence[Item],
+        *,
+        index: str | None,
+        refresh: bool,
+    ) -> list[tuple[Any, Item]]:
+        """The session objects of one page of `Query`/`Scan` rows, in row order, each
+        with its row as the read returned it (`page()` makes its cursor from it).
+
+        Every row read for `infos` goes through here: items of other kinds and
+        expired items are skipped, rows of an index that does not project
+        every field are completed with one `BatchGetItem` per 100 rows (rows
+        whose record is mapped cost nothing, unless `refresh`), and every
+        item is merged into the map (`_merge`). Pending deletes are left out.
+
+        Raises:
+            SchemaError: an item of a model's kind does not fit the model.
+        """
+        first = infos[0]
+        whole = rows_are_whole(infos, index)
+        keys = [key_from_item(first, item) for item in items]
+        full: dict[Key, Item] = {}
+        if not whole:
+            fetch: dict[Key, None] = {}
+            for key, item in zip(keys, items, strict=True):
+                shown = first.kind is not None and first.kind_attribute in item
+                if shown and model_of_item(infos, item) is None:
+                    continue  # the row shows another kind: no need to read it
+                record = self._records.get(key)
+                if record is None or record.state is RecordState.BLIND or refresh:
+                    fetch[key] = None
+            if fetch:
+                full = await self._fetch(first, list(fetch))
+        now = time.time()
+        out: list[tuple[Any, Item]] = []
+        for key, row in zip(keys, items, strict=True):
+            record = self._records.get(key)
+            item = row
+            if not whole:
+                if key not in full:
+                    if record is None or record.state is RecordState.BLIND or refresh:
+                        continue  # another kind by its row, or deleted since it was indexed
+                    # Mapped: the map's object is the record, whatever the row holds.
+                    self._hits += 1
+                    if _among(record.info, infos) and record.visible is not None:
+                        out.append((record.visible, row))
+                    continue
+                item = full[key]
+            info = model_of_item(infos, item)
+            if info is None:
+                continue  # another kind
+            if record is not None and record.state is not RecordState.BLIND:
+                self._hits += 1
+            else:
+                self._misses += 1
+            if record is not None and record.info is not info:
+                # The session holds this item as another model (a pending add or
+                # delete, or a blind update): its view wins, one object per item.
+                if _among(record.info, infos) and record.visible is not None:
+                    out.append((record.visible, row))
+                continue
+            if expired(info, item, now):
+                self._merge(info, key, None, refresh=refresh)
+                continue
+            obj = self._merge(info, key, item, refresh=refresh)
+            if obj is not None:
+                out.append((obj, row))  # else pending deletion in this session
+        return out
+
+    async def _fetch(self, info: ModelInfo, keys: list[Key]) -> dict[Key, Item]:
+        """The whole items at `keys` (strongly consistent `BatchGetItem`s), by key."""
+        store = self._store
+        try:
+            items = await batch_get(
+                store.client,
+                store.table_prefix + info.table,
+                [key_item(info, key) for key in keys],
+                retry=store.retry,
+                max_concurrency=store.max_concurrency,
+                outcome=self._reads,
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, Change(ChangeKind.UPDATE, info.cls, keys[0])) from exc
+        return {key_from_item(info, item): item for item in items}
 
     async def _read(
         self, api: str, params: dict[str, Any], info: ModelInfo, key: Key | None
@@ -432,13 +595,18 @@ class Reads:
             raise translate(exc, change) from exc
 
     async def _get_item(self, info: ModelInfo, key: Key) -> Item | None:
+        """The stored item at `key` as `info` accepts it: `None` if absent or expired.
+
+        Raises:
+            SchemaError: the item is of another kind.
+        """
         params = {
             "TableName": self._store.table_prefix + info.table,
             "Key": key_item(info, key),
             "ConsistentRead": True,
         }
         item: Item | None = (await self._read("GetItem", params, info, key)).get("Item")
-        return item
+        return _accept(info, key, item, time.time())
 
     def _merge(self, info: ModelInfo, key: Key, item: Item | None, *, refresh: bool) -> Any:
         """Merge a read into the map, keeping identity and pending changes.
@@ -456,7 +624,7 @@ class Reads:
             return None if record is None else record.visible
         codec = codec_for(info.cls)
         if record is None:
-            obj, snapshot = codec.read(item)
+            obj, snapshot = _decode(info, codec, key, item)
             self._records[key] = Record(key, info, codec, RecordState.LOADED, obj, obj, snapshot)
             return obj
         if record.state is RecordState.BLIND:
@@ -468,7 +636,7 @@ class Reads:
                     "unknown (an interrupted commit); commit() again to settle it before "
                     "reading this key, or clear_record() it"
                 )
-            obj, snapshot = codec.read(item)
+            obj, snapshot = _decode(info, codec, key, item)
             loaded = Record(key, info, codec, RecordState.LOADED, obj, obj, snapshot)
             loaded.attempt, loaded.conditions = record.attempt, record.conditions
             try:
@@ -481,7 +649,7 @@ class Reads:
             self._records[key] = loaded
             return obj
         if refresh and record.state is RecordState.LOADED and not self._is_dirty(record):
-            _, record.snapshot = codec.read(item)
+            _, record.snapshot = _decode(info, codec, key, item)
             codec.restore(record.obj, record.snapshot)
         return record.visible
 
@@ -492,7 +660,10 @@ class Reads:
 
         Raises:
             UsageError: `obj` is not in this session.
-            NotFoundError: DynamoDB no longer holds the item; it is expunged.
+            NotFoundError: DynamoDB no longer holds the item (or it expired,
+                TTL); it is expunged.
+            SchemaError: the stored item is now of another kind, or does not
+                fit the model; `obj` and its pending changes are left as they are.
         """
         self._guard("refresh()")
         record = self._record_of(obj, "refresh()")
@@ -508,7 +679,7 @@ class Reads:
                 "it has been expunged from the session"
             )
         codec = record.codec
-        _, snapshot = codec.read(item)
+        _, snapshot = _decode(record.info, codec, record.key, item)
         codec.restore(obj, snapshot)
         self._records[record.key] = Record(
             record.key, record.info, codec, RecordState.LOADED, obj, obj, snapshot
@@ -518,6 +689,57 @@ class Reads:
 
 def _equal(current: Any, wanted: Any) -> bool:
     return current is wanted or (type(current) is type(wanted) and current == wanted)
+
+
+def _holds(obj: Any, fields: tuple[str, ...], values: tuple[Any, ...]) -> bool:
+    """True when `obj`'s `fields` hold exactly `values`."""
+    return all(_equal(getattr(obj, f), v) for f, v in zip(fields, values, strict=True))
+
+
+def _infos(model: type | tuple[type, ...], call: str) -> tuple[ModelInfo, ...]:
+    """The models a query or scan reads: one, or several of one table told apart by kind."""
+    if isinstance(model, tuple):
+        check_models(model, call)
+        return tuple({id(info): info for info in map(info_of, model)}.values())
+    return (info_of(model),)
+
+
+def _among(info: ModelInfo, infos: Sequence[ModelInfo]) -> bool:
+    return any(info is other for other in infos)
+
+
+def _declaring(infos: tuple[ModelInfo, ...], index: str | None) -> ModelInfo:
+    """The model whose declaration of `index` the request uses (the first, for the table)."""
+    if index is not None:
+        for info in infos:
+            if index in info.indexes:
+                return info
+    return infos[0]
+
+
+def _accept(info: ModelInfo, key: Key, item: Item | None, now: float) -> Item | None:
+    """A stored item as a read of `info` sees it: `None` when absent or expired.
+
+    Raises:
+        SchemaError: the item is of another kind.
+    """
+    if item is None:
+        return None
+    if info.kind is not None and model_of_item((info,), item) is None:
+        raise wrong_kind(info, key, item, None)
+    if info.ttl is not None and expired(info, item, now):
+        return None
+    return item
+
+
+def _decode(
+    info: ModelInfo, codec: ModelCodec, key: Key, item: Item
+) -> tuple[Any, tuple[Any, ...]]:
+    """`codec.read(item)`, with the model and key named in a `SchemaError`."""
+    try:
+        return codec.read(item)
+    except SchemaError as exc:
+        raise SchemaError(f"{info.name} {key}: {exc}") from exc
 
 
 def _guard_owner(info: ModelInfo, guard: Item) -> Key:

@@ -30,9 +30,10 @@ from typing import Any, Union
 
 import attrs
 
-from uow.errors import ValidationError
+from uow.errors import SchemaError, ValidationError
 
 __all__ = [
+    "NESTING_LIMIT",
     "STR",
     "Absent",
     "AttributeValue",
@@ -41,7 +42,9 @@ __all__ = [
     "ModelCodec",
     "Path",
     "codec_for",
+    "forget_codec",
     "format_path",
+    "optional_inner",
     "unwrap",
 ]
 
@@ -58,6 +61,10 @@ _MISSING: Any = object()
 # Immutable types: a copy of a value of one of them is the value itself.
 _SHARED = frozenset({str, int, float, bool, bytes, Decimal, type(None), dt.datetime})
 _MAX_DIGITS = 38
+# DynamoDB nests at most 32 levels, the item itself being the first: a map or list
+# may sit at a path of at most 31 segments (a scalar or a set, at 32).
+NESTING_LIMIT = 32
+_MAX_CONTAINER_PATH = NESTING_LIMIT - 1
 _MAX_MAGNITUDE = Decimal("1E126")
 _MIN_MAGNITUDE = Decimal("1E-130")
 
@@ -137,6 +144,13 @@ def _number_from_text(text: str) -> int | float:
     if "." in text or "e" in text or "E" in text:
         return float(text)
     return int(text)
+
+
+def _too_deep(path: Path) -> ValidationError:
+    return ValidationError(
+        f"{_where(path)}: a map or list nested {len(path) + 1} levels deep (the item counts "
+        f"as one); DynamoDB allows {NESTING_LIMIT}: flatten the data or store it as a string"
+    )
 
 
 def _type_error(expected: str, value: object, path: Path) -> ValidationError:
@@ -238,7 +252,10 @@ class _Int(FieldType):
         try:
             return int(text)
         except ValueError:
-            return int(Decimal(text))
+            number = Decimal(text)
+            if number != number.to_integral_value():
+                raise ValueError(f"{text} is not a whole number") from None
+            return int(number)
 
 
 class _Float(FieldType):
@@ -336,6 +353,26 @@ class _Datetime(FieldType):
         return dt.datetime.fromisoformat(av["S"])
 
 
+class _EpochSeconds(FieldType):
+    """A TTL field's `datetime`: a Number of whole epoch seconds, as DynamoDB's TTL reads it.
+
+    Sub-second precision is dropped when stored; read back, the value is a UTC
+    `datetime`.
+    """
+
+    name = "datetime"
+
+    def encode(self, value: Any, path: Path) -> AttributeValue | None:
+        if value is None:
+            return None
+        av = _DATETIME.encode(value, path)  # the type and awareness checks
+        assert av is not None
+        return {"N": str(math.floor(value.timestamp()))}
+
+    def decode(self, av: AttributeValue) -> Any:
+        return dt.datetime.fromtimestamp(int(Decimal(av["N"])), dt.UTC)
+
+
 class _Enum(FieldType):
     def __init__(self, cls: type[enum.Enum]) -> None:
         self.cls = cls
@@ -361,6 +398,8 @@ class _Optional(FieldType):
         return None if value is None else self.inner.encode(value, path)
 
     def decode(self, av: AttributeValue) -> Any:
+        if "NULL" in av:  # written as NULL by another program: no value
+            return None
         return self.inner.decode(av)
 
     def clone(self, value: Any) -> Any:
@@ -439,6 +478,8 @@ class _List(FieldType):
             return None
         if not isinstance(value, list | tuple):
             raise _type_error(self.name, value, path)
+        if len(path) > _MAX_CONTAINER_PATH:
+            raise _too_deep(path)
         encode = self.element.encode_element
         return {"L": [encode(item, (*path, i)) for i, item in enumerate(value)]}
 
@@ -485,6 +526,8 @@ class _Dict(FieldType):
             return None
         if not isinstance(value, dict):
             raise _type_error(self.name, value, path)
+        if len(path) > _MAX_CONTAINER_PATH:
+            raise _too_deep(path)
         encode = self.element.encode_element
         out: dict[str, AttributeValue] = {}
         for key, item in value.items():
@@ -694,6 +737,7 @@ ANY = _Any()
 _ANY_DICT = _Dict(ANY)
 _ANY_LIST = _List(ANY)
 _DATETIME = _Datetime()
+_EPOCH = _EpochSeconds()
 STR = _Str()
 _SCALARS: dict[Any, FieldType] = {
     str: STR,
@@ -766,6 +810,24 @@ def unwrap(value: Any) -> Any:
     return value.value if type(value) is Absent else value
 
 
+def optional_inner(kind: FieldType) -> FieldType | None:
+    """The inner type of `T | None`, or `None` when `kind` is not optional."""
+    return kind.inner if isinstance(kind, _Optional) else None
+
+
+def _ttl_type(cls: type, name: str, kind: FieldType) -> FieldType:
+    """The stored form of a model's TTL field: epoch seconds, whether `int` or `datetime`."""
+    inner = kind.inner if isinstance(kind, _Optional) else kind
+    if isinstance(inner, _Int):
+        return kind
+    if inner is _DATETIME:
+        return _Optional(_EPOCH) if isinstance(kind, _Optional) else _EPOCH
+    raise ValidationError(
+        f"{cls.__name__}.{name} is the ttl= field, so it must be a datetime (aware) or an int "
+        f"(epoch seconds), optional or not; it is {kind.name}"
+    )
+
+
 class ModelCodec:
     """Encoder, decoder, cloner and differ for one attrs class."""
 
@@ -776,7 +838,21 @@ class ModelCodec:
             f.name: compile_type(f.type, owner=f"{cls.__name__}.{f.name}")
             for f in attrs.fields(cls)
         }
+        # A model's TTL field (see `uow.model`, which stores its metadata on the class).
+        ttl = getattr(cls.__dict__.get("__uow_model__"), "ttl", None)
+        if ttl is not None:
+            self.types[ttl] = _ttl_type(cls, ttl, self.types[ttl])
         self.names: tuple[str, ...] = tuple(self.types)
+        self._name_set = frozenset(self.names)
+        # Fields an item must hold: no `None`, no empty value, no default to fall back on.
+        fields = attrs.fields_dict(cls)
+        self._required = frozenset(
+            name
+            for name, kind in self.types.items()
+            if kind.absent() is None
+            and not isinstance(kind, _Optional | _Any)
+            and fields[name].default is attrs.NOTHING
+        )
         self.index: dict[str, int] = {name: i for i, name in enumerate(self.names)}
         # name -> (index, how to copy a value for a snapshot; None: it is immutable)
         self.copiers: dict[str, tuple[int, Callable[[Any], Any] | None]] = {
@@ -795,6 +871,8 @@ class ModelCodec:
 
     def encode_map(self, obj: Any, path: Path = ()) -> AttributeValue:
         """Encode `obj` as a DynamoDB map (`{"M": ...}`)."""
+        if len(path) > _MAX_CONTAINER_PATH:
+            raise _too_deep(path)
         return {"M": self.encode_item(obj, path)}
 
     def encode_item(self, obj: Any, path: Path = ()) -> Item:
@@ -816,22 +894,35 @@ class ModelCodec:
         """Build an instance from an item without running `__init__`.
 
         The values come from DynamoDB, so converters and validators are not
-        re-run; a missing attribute becomes `None`, an empty set, or the field's
-        default when its type does not admit `None`.
+        re-run; a missing attribute becomes `None` (optional fields), an empty
+        set, or the field's default. Attributes the class does not declare
+        are ignored.
+
+        Raises:
+            SchemaError: the item lacks a field that has no default, or holds
+                a value that does not decode as the field's type.
         """
         obj: Any = object.__new__(self.cls)
         for name, kind in self._pairs:
             av = item.get(name)
             if av is None:
+                if name in self._required:
+                    raise SchemaError(
+                        f"{self.cls.__name__}.{name}: the stored item has no {name!r} attribute "
+                        "and the field has no default; give the field a default (or make it "
+                        "optional), or store a value"
+                    )
                 value = self._missing(name, kind)
             else:
                 try:
                     value = kind.decode(av)
-                except (KeyError, ValueError, TypeError) as exc:
-                    raise ValidationError(
-                        f"{self.cls.__name__}.{name}: stored value {sorted(av)} does not "
-                        f"decode as {kind.name} ({exc})"
+                except (KeyError, ValueError, TypeError, ArithmeticError) as exc:
+                    raise SchemaError(
+                        f"{self.cls.__name__}.{name}: the stored value {_shown(av)} does not "
+                        f"decode as {kind.name} ({type(exc).__name__}: {exc})"
                     ) from exc
+                except SchemaError as exc:  # in a nested class
+                    raise SchemaError(f"{self.cls.__name__}.{name}: {exc}") from exc
             object.__setattr__(obj, name, value)
         return obj
 
@@ -859,7 +950,7 @@ class ModelCodec:
         """
         obj = self.decode_item(item)
         snapshot = self.snapshot(obj)
-        if len(item) >= len(self.names):
+        if item.keys() >= self._name_set:  # every field stored (undeclared attributes aside)
             return obj, snapshot
         values = list(snapshot)
         for index, (name, kind) in enumerate(self._pairs):
@@ -1016,6 +1107,17 @@ def _compile(codec: ModelCodec) -> tuple[_SnapshotFn, _DiffFn]:
 
 
 _CODECS: dict[type, ModelCodec] = {}
+
+
+def _shown(av: AttributeValue) -> str:
+    """A stored value for a message: its type tag and a short preview."""
+    text = repr(av)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def forget_codec(cls: type) -> None:
+    """Drop the cached codec of `cls` (its model metadata changed)."""
+    _CODECS.pop(cls, None)
 
 
 def codec_for(cls: type) -> ModelCodec:

@@ -8,6 +8,8 @@ caller does next::
     ├── UsageError (also RuntimeError)      wrong call for the session's state, shared across tasks
     ├── NotMapped (also TypeError)          an object of no model
     ├── NotFoundError (also LookupError)    refresh() of a record DynamoDB no longer holds
+    ├── SchemaError                         a stored item does not fit the model: another
+    │                                       kind, a missing field, a wrong type
     ├── CommitError                         .succeeded, .failed with causes; failed stay pending
     └── ChangeError                         the cause of one failed change (in CommitError.failed)
         ├── ConflictError                   a condition failed: the item changed or vanished
@@ -43,6 +45,7 @@ __all__ = [
     "NotFoundError",
     "NotMapped",
     "OutcomeUnknownError",
+    "SchemaError",
     "ServiceError",
     "ThrottledError",
     "UniqueViolation",
@@ -83,6 +86,19 @@ class NotFoundError(UowError, LookupError):
     """`Session.refresh` found no item for the record: it was deleted elsewhere.
 
     The record has been expunged from the session when this is raised.
+    """
+
+
+class SchemaError(UowError):
+    """A stored item does not fit the model it is read as.
+
+    Raised by reads (`get`, `get_by`, `get_many`, `query`, `scan`,
+    `refresh`) when an item lacks a field that has no default, holds a value
+    that does not decode as the field's declared type, or (single-table
+    design) is of another kind than the model asked for. The message names
+    the model, the key and the field or kinds. Nothing is merged into the
+    session: fix the stored item (or the model: give the field a default, or
+    make it optional), or read the key as the model of its kind.
     """
 
 

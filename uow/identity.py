@@ -15,7 +15,16 @@ from uow.model import ModelInfo
 if TYPE_CHECKING:
     from uow._execute import InDoubt
 
-__all__ = ["IdentityMap", "Key", "Record", "RecordState", "key_of"]
+__all__ = [
+    "PARTITION_KEY_LIMIT",
+    "SORT_KEY_LIMIT",
+    "IdentityMap",
+    "Key",
+    "Record",
+    "RecordState",
+    "key_of",
+    "key_size_error",
+]
 
 KeyValue = str | int | bytes
 
@@ -100,15 +109,44 @@ class Record:
         return self.obj
 
 
+# DynamoDB's limits on a key value's size, in bytes (UTF-8 for strings); the same for
+# an index's keys.
+PARTITION_KEY_LIMIT = 2048
+SORT_KEY_LIMIT = 1024
+
+
+def key_size_error(value: Any, *, sort: bool) -> str | None:
+    """Why a string or binary key value is over DynamoDB's size limit, or `None`."""
+    limit = SORT_KEY_LIMIT if sort else PARTITION_KEY_LIMIT
+    if type(value) is str:
+        if len(value) * 4 <= limit:  # at most 4 bytes a character: no need to encode
+            return None
+        size = len(value.encode("utf-8"))
+    elif isinstance(value, bytes | bytearray):
+        size = len(value)
+    else:
+        return None
+    if size <= limit:
+        return None
+    which = "sort" if sort else "partition"
+    return f"a {which} key value is at most {limit} bytes, and this one is {size}"
+
+
 def _key_value(info: ModelInfo, name: str, value: Any) -> KeyValue:
     if isinstance(value, bool) or not isinstance(value, str | int | bytes):
         raise ValidationError(
             f"{info.name}.{name}: key values must be str, int or bytes, "
             f"got {type(value).__name__} {value!r}"
         )
-    if isinstance(value, str | bytes) and not value:
-        raise ValidationError(f"{info.name}.{name}: key values cannot be empty")
-    return value
+    key: KeyValue = value
+    if isinstance(key, str | bytes):
+        if not key:
+            raise ValidationError(f"{info.name}.{name}: key values cannot be empty")
+        if len(key) * 4 > SORT_KEY_LIMIT:  # short values cannot be near either limit
+            problem = key_size_error(key, sort=name != info.pk)
+            if problem is not None:
+                raise ValidationError(f"{info.name}.{name}: {problem}")
+    return key
 
 
 def key_of(info: ModelInfo, pk: Any, sk: Any = None) -> Key:

@@ -21,7 +21,10 @@ from __future__ import annotations
 
 import base64
 import gc
+import json
+import math
 import secrets
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -40,7 +43,7 @@ from uow.codec import (
 from uow.conditions import Check, add_to
 from uow.errors import ValidationError
 from uow.expressions import ExpressionBuilder
-from uow.identity import Key, Record, RecordState, key_item, key_of_object
+from uow.identity import Key, Record, RecordState, key_item, key_of_object, key_size_error
 from uow.model import ModelInfo
 
 # An update operation: `(action, path, value, ...)`; an `Op`, or a codec diff entry.
@@ -282,14 +285,20 @@ _LARGE_CHANGE = 4 * 1024
 
 
 def _check_index_keys(info: ModelInfo, values: Mapping[str, AttributeValue]) -> None:
-    """DynamoDB refuses an empty string or binary in a secondary index's key attribute."""
+    """DynamoDB refuses an empty or oversized string or binary in an index's key attribute."""
     for index_name, index in info.indexes.items():
         for attribute in (index.pk, index.sk):
-            if attribute is not None and values.get(attribute) in _EMPTY_KEY_VALUES:
+            if attribute is None or attribute not in values:
+                continue
+            av = values[attribute]
+            if av in _EMPTY_KEY_VALUES:
                 raise ValidationError(
                     f"{attribute!r} is a key of index {index_name!r}, and index keys cannot be "
                     "empty; set a value, or None to leave the record out of the index"
                 )
+            problem = key_size_error(av.get("S", av.get("B")), sort=attribute != index.pk)
+            if problem is not None:
+                raise ValidationError(f"{attribute!r} is a key of index {index_name!r}: {problem}")
 
 
 def _check_expressions(body: dict[str, Any]) -> None:
@@ -408,18 +417,30 @@ def change_of(record: Record) -> Change | None:
     return None if net is None else _change(record, *net)
 
 
-def guard_key(info: ModelInfo, field: str, value: Any) -> str:
-    """The key of the guard item that reserves `value` for `info`'s unique `field`."""
+def _guard_text(info: ModelInfo, field: str, value: Any) -> str:
     if isinstance(value, bytes):
-        text = "b:" + base64.b64encode(value).decode("ascii")
-    elif isinstance(value, bool) or not isinstance(value, str | int):
+        return "b:" + base64.b64encode(value).decode("ascii")
+    if isinstance(value, bool) or not isinstance(value, str | int):
         raise ValidationError(
             f"{info.name}.{field} is unique, so its values must be str, int or bytes, "
             f"got {type(value).__name__}"
         )
-    else:
-        text = ("s:" if isinstance(value, str) else "n:") + str(value)
-    return f"{info.table}#{field}#{text}"
+    return ("s:" if isinstance(value, str) else "n:") + str(value)
+
+
+def guard_key(info: ModelInfo, fields: tuple[str, ...], values: tuple[Any, ...]) -> str:
+    """The key of the guard item that reserves `values` for `info`'s unique `fields`.
+
+    One field: `table#field#s:value` (a model with a `kind` puts it after the
+    table, so that models sharing a table do not share guards); several: the
+    fields joined by `+`, the values as a JSON list (unambiguous whatever
+    characters they hold).
+    """
+    scope = info.table if info.kind is None else f"{info.table}#{info.kind}"
+    texts = [_guard_text(info, f, v) for f, v in zip(fields, values, strict=True)]
+    if len(fields) == 1:
+        return f"{scope}#{fields[0]}#{texts[0]}"
+    return f"{scope}#{'+'.join(fields)}#{json.dumps(texts, ensure_ascii=False)}"
 
 
 def owner_text(info: ModelInfo, key: Key) -> str:
@@ -463,11 +484,26 @@ def _stored_values(record: Record) -> tuple[Any, ...] | None:
     return record.stored
 
 
+def _unique_values(
+    record: Record, values: tuple[Any, ...] | None, fields: tuple[str, ...]
+) -> tuple[Any, ...] | None:
+    """A constraint's values in `values`, or `None` when one is `None` (not constrained)."""
+    out = tuple(_value_of(record, values, field) for field in fields)
+    return None if any(value is None for value in out) else out
+
+
+def _same_values(before: tuple[Any, ...] | None, after: tuple[Any, ...] | None) -> bool:
+    """Equal values of equal types (`1` and `True` are different guards)."""
+    if before is None or after is None:
+        return before is after
+    return before == after and all(type(a) is type(b) for a, b in zip(before, after, strict=True))
+
+
 def _unique_condition(record: Record, builder: ExpressionBuilder, values: tuple[Any, ...]) -> str:
     """A condition: the unique fields still hold `values`, whose guards are released."""
     info = record.info
     parts = []
-    for field in info.unique:
+    for field in info.unique_fields:
         value = _value_of(record, values, field)
         name = builder.name(field)
         if value is None:
@@ -482,33 +518,36 @@ def _unique_condition(record: Record, builder: ExpressionBuilder, values: tuple[
 def _guards(
     record: Record, prefix: str, old: tuple[Any, ...] | None, new: tuple[Any, ...] | None
 ) -> list[Action]:
-    """Claim and release actions for the unique fields whose value changes."""
+    """Claim and release actions for the unique constraints whose values change."""
     info = record.info
     actions: list[Action] = []
     if not info.unique:
         return actions
     guard_table = prefix + GUARD_TABLE
     owner = owner_text(info, record.key)
-    for field in info.unique:
-        before = _value_of(record, old, field)
-        after = _value_of(record, new, field)
-        if before == after and type(before) is type(after):
+    for fields in info.unique:
+        before = _unique_values(record, old, fields)
+        after = _unique_values(record, new, fields)
+        if _same_values(before, after):
             continue
+        # Messages name one field as `email`, a compound one as `(tenant, number)`.
+        shown = fields[0] if len(fields) == 1 else f"({', '.join(fields)})"
         if before is not None:
             builder = ExpressionBuilder()
             guard = builder.name(GUARD_OWNER)
             body = {
                 "TableName": guard_table,
-                "Key": {GUARD_KEY: {"S": guard_key(info, field, before)}},
+                "Key": {GUARD_KEY: {"S": guard_key(info, fields, before)}},
                 "ConditionExpression": f"attribute_not_exists({builder.name(GUARD_KEY)}) "
                 f"OR {guard} = {builder.value({'S': owner})}",
                 **builder.params(),
             }
-            actions.append(Action("Delete", body, "release", field, before))
+            value = before[0] if len(fields) == 1 else before
+            actions.append(Action("Delete", body, "release", shown, value))
         if after is not None:
             builder = ExpressionBuilder()
             item = {
-                GUARD_KEY: {"S": guard_key(info, field, after)},
+                GUARD_KEY: {"S": guard_key(info, fields, after)},
                 GUARD_OWNER: {"S": owner},
                 **{f"key_{k}": v for k, v in key_item(info, record.key).items()},
             }
@@ -520,7 +559,8 @@ def _guards(
                 f"{builder.name(GUARD_OWNER)} = {builder.value({'S': owner})}",
                 **builder.params(),
             }
-            actions.append(Action("Put", body, "claim", field, after))
+            value = after[0] if len(fields) == 1 else after
+            actions.append(Action("Put", body, "claim", shown, value))
     return actions
 
 
@@ -534,12 +574,14 @@ def _plan_put(record: Record, kind: ChangeKind, prefix: str) -> Planned:
             "keys are immutable: delete the record and add a new one"
         )
     item = codec.encode_item(obj)
+    if info.kind is not None:
+        item[info.kind_attribute] = {"S": info.kind}
     snapshot = codec.snapshot(obj)
     builder = ExpressionBuilder()
     conditions = []
     new_version = None
     if kind is ChangeKind.CREATE:
-        conditions.append(builder.not_exists(info.pk))
+        conditions.append(_create_condition(info, builder))
     if info.version is not None:
         read = read_version(record) if record.base is not None else None
         if kind is ChangeKind.PUT and read is not None:
@@ -576,6 +618,15 @@ def _plan_put(record: Record, kind: ChangeKind, prefix: str) -> Planned:
         new_version=new_version,
         marker=marker,
     )
+
+
+def _create_condition(info: ModelInfo, builder: ExpressionBuilder) -> str:
+    """Create-only: no item at the key, or only one whose TTL has passed (reads see none)."""
+    absent = builder.not_exists(info.pk)
+    if info.ttl is None:
+        return absent
+    now = {"N": str(math.floor(time.time()))}
+    return f"({absent} OR {builder.name(info.ttl)} <= {builder.value(now)})"
 
 
 def _plan_delete(record: Record, prefix: str) -> Planned:
@@ -636,6 +687,9 @@ def _template(
         condition = f"{builder.name(str(info.version))} = {builder.value(_PLACEHOLDER)}"
     elif version == "unread":
         condition = f"attribute_not_exists({builder.name(str(info.version))})"
+    elif info.kind is not None:
+        # The item exists and is of this model's kind (first placeholder: the kind).
+        condition = f"{builder.name(info.kind_attribute)} = {builder.value(_PLACEHOLDER)}"
     else:
         condition = builder.exists(info.pk)
     sets = [(path, _PLACEHOLDER) for action, path in shape if action == "SET"]
@@ -697,9 +751,7 @@ def _plan_update(record: Record, ops: Sequence[OpLike], prefix: str, blind: bool
         _check_update(record, ops, set_values, size, blind=blind)
     marker = None
     if info.version is None:
-        version = ""
-        values = set_values + add_values if add_values else set_values
-        new_version = None
+        version, values, new_version = "", _kind_values(info, set_values, add_values), None
     else:
         version, values, new_version = _version_values(record, blind, set_values, add_values)
         if new_version is not None:  # version-checked: the write leaves its marker
@@ -772,6 +824,16 @@ def _check_update(
         _check_item_size(record.codec.encode_item(record.obj))
 
 
+def _kind_values(
+    info: ModelInfo, set_values: list[AttributeValue], add_values: list[AttributeValue]
+) -> list[AttributeValue]:
+    """The values of an update conditioned on existence: the kind first, when the model has
+    one (the condition checks it, see `_template`), then the SET and ADD values."""
+    if info.kind is not None:
+        return [{"S": info.kind}, *set_values, *add_values]
+    return set_values + add_values if add_values else set_values
+
+
 def _version_values(
     record: Record,
     blind: bool,
@@ -781,7 +843,7 @@ def _version_values(
     """How a versioned record's update checks and moves its version: template kind,
     every value in placeholder order, and the version once confirmed (if known)."""
     if blind:  # moves the version on, whatever it is
-        return "blind", [*set_values, *add_values, {"N": "1"}], None
+        return "blind", _kind_values(record.info, set_values, [*add_values, {"N": "1"}]), None
     read = read_version(record)
     new_version = (read or 0) + 1
     values = [{"N": str(read)}] if read is not None else []

@@ -439,7 +439,7 @@ class Session(Reads):
             )
         record = self._records.get(key)
         self._check_settled(record, "update()")
-        unique = {str(op.path[0]) for op in ops}.intersection(info.unique)
+        unique = {str(op.path[0]) for op in ops}.intersection(info.unique_fields)
         if unique and (record is None or record.state is RecordState.BLIND):
             raise ValidationError(
                 f"Session.update({info.name} {key}): {sorted(unique)} are unique fields; "

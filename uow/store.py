@@ -14,11 +14,10 @@ from uow.errors import ServiceError, UsageError, ValidationError
 from uow.model import ModelInfo, info_of
 
 if TYPE_CHECKING:
+    from uow._tables import TableSpec
     from uow.session import Session
 
 __all__ = ["Store", "StoreState"]
-
-_KEY_TYPES = {str: "S", int: "N", float: "N", bytes: "B"}
 
 
 class StoreState(enum.Enum):
@@ -189,22 +188,30 @@ class Store:
         return self.table_prefix + info_of(model).table
 
     async def create_tables(self, *models: type) -> None:
-        """Create the tables of `models` if they do not exist (on-demand billing, GSIs).
+        """Create the tables of `models` if they do not exist (on-demand billing, GSIs, TTL).
 
-        Idempotent: an existing table with the same key schema is left as it is.
-        Models sharing a table must agree on its keys.
+        Idempotent: an existing table with the same key schema is left as it
+        is. Models sharing a table (single-table design) are merged: one
+        table with the union of their indexes; they must agree on its keys,
+        kind attribute and TTL attribute, and each needs a kind of its own.
+        A model with `ttl=` gets DynamoDB's time to live enabled on that
+        attribute (left alone when already enabled on it).
 
         Raises:
-            ValidationError: models sharing a table disagree on keys, or an
-                existing table has a different key schema.
+            ValidationError: models sharing a table disagree, a key field has
+                a type DynamoDB keys cannot hold, or an existing table has a
+                different key schema or TTL attribute.
             UsageError: the store is not open.
         """
+        from uow._tables import table_spec
+
         self._require_open("create_tables()")
         tables: dict[str, list[ModelInfo]] = {}
         for model in models:
             info = info_of(model)
             tables.setdefault(self.table_prefix + info.table, []).append(info)
-        creations = [self._create_table(name, infos) for name, infos in tables.items()]
+        specs = [table_spec(name, infos) for name, infos in tables.items()]  # all checked first
+        creations = [self._create_table(spec) for spec in specs]
         if any(info.unique for infos in tables.values() for info in infos):
             creations.append(self._create_guard_table())
         await asyncio.gather(*creations)
@@ -223,47 +230,30 @@ class Store:
             owner="unique-field guards",
         )
 
-    async def _create_table(self, name: str, infos: list[ModelInfo]) -> None:
-        first = infos[0]
-        for other in infos[1:]:
-            if (other.pk, other.sk) != (first.pk, first.sk):
-                raise ValidationError(
-                    f"{first.name} and {other.name} share table {name!r} but have different "
-                    f"keys ({first.key_fields} vs {other.key_fields})"
-                )
-        attributes: dict[str, str] = {}
+    async def _create_table(self, spec: TableSpec) -> None:
+        await self._create(spec.params, owner=spec.owner)
+        if spec.ttl is not None:
+            await self._enable_ttl(spec.params["TableName"], spec.ttl, owner=spec.owner)
 
-        def key_schema(pk: str, sk: str | None) -> list[dict[str, str]]:
-            schema = [{"AttributeName": pk, "KeyType": "HASH"}]
-            if sk:
-                schema.append({"AttributeName": sk, "KeyType": "RANGE"})
-            for attribute in (pk, sk):
-                if attribute:
-                    attributes[attribute] = _key_type(infos, attribute)
-            return schema
-
-        params: dict[str, Any] = {
-            "TableName": name,
-            "KeySchema": key_schema(first.pk, first.sk),
-            "BillingMode": "PAY_PER_REQUEST",
-        }
-        indexes = {
-            index_name: index for info in infos for index_name, index in info.indexes.items()
-        }
-        if indexes:
-            params["GlobalSecondaryIndexes"] = [
-                {
-                    "IndexName": index_name,
-                    "KeySchema": key_schema(index.pk, index.sk),
-                    "Projection": {"ProjectionType": "ALL"},
-                }
-                for index_name, index in sorted(indexes.items())
-            ]
-        params["AttributeDefinitions"] = [
-            {"AttributeName": attribute, "AttributeType": kind}
-            for attribute, kind in sorted(attributes.items())
-        ]
-        await self._create(params, owner=first.name)
+    async def _enable_ttl(self, name: str, attribute: str, *, owner: str) -> None:
+        """Turn on DynamoDB's time to live on `attribute`, unless it already is."""
+        client = self._client
+        described = (await client.describe_time_to_live(TableName=name)).get(
+            "TimeToLiveDescription", {}
+        )
+        status = described.get("TimeToLiveStatus", "DISABLED")
+        current = described.get("AttributeName")
+        if status in ("ENABLED", "ENABLING"):
+            if current == attribute:
+                return
+            raise ValidationError(
+                f"table {name!r} has time to live on {current!r}, but {owner} needs it on "
+                f"{attribute!r}; DynamoDB allows one TTL attribute per table"
+            )
+        await client.update_time_to_live(
+            TableName=name,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": attribute},
+        )
 
     async def _create(self, params: dict[str, Any], *, owner: str) -> None:
         from botocore.exceptions import ClientError
@@ -305,21 +295,3 @@ def _shared_loader() -> Any:
 
         _LOADER = create_loader()
     return _LOADER
-
-
-def _key_type(infos: list[ModelInfo], attribute: str) -> str:
-    from uow.codec import codec_for
-
-    for info in infos:
-        codec = codec_for(info.cls)
-        kind = codec.types.get(attribute)
-        if kind is None:
-            continue
-        for python_type, tag in _KEY_TYPES.items():
-            if kind.name == python_type.__name__:
-                return tag
-        raise ValidationError(
-            f"{info.name}.{attribute} is a key attribute of type {kind.name}; "
-            "key attributes must be str, int or bytes"
-        )
-    raise ValidationError(f"no model defines key attribute {attribute!r}")  # pragma: no cover

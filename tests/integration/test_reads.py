@@ -336,7 +336,7 @@ class TestGetFromTheMap:
         assert uow_session.read_stats.requests == {}
 
     async def test_a_model_sharing_the_table_is_told_apart(self, uow_session: uow.Session) -> None:
-        """The map answers only for the model that holds the key."""
+        """The map answers only for the model that holds the key; another model's read is a SchemaError."""
 
         @uow.model(table="counters", pk="number")
         @attrs.define
@@ -344,5 +344,5 @@ class TestGetFromTheMap:
             number: int
 
         uow_session.add(Counter(1))
-        with pytest.raises(uow.UsageError, match="held by a Counter, not a Other"):
+        with pytest.raises(uow.SchemaError, match="holds the item as a Counter, not a Other"):
             await uow_session.get(Other, 1)

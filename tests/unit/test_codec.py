@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.models import Address, Everything, Priority, Status
-from uow import ValidationError
+from uow import SchemaError, ValidationError
 from uow.codec import AttributeValue, Item, ModelCodec, codec_for
 
 UTC = dt.UTC
@@ -528,9 +528,9 @@ class TestDecode:
         assert first.doc is not second.doc
 
     def test_absent_required_field_in_nested_attrs(self) -> None:
-        """A nested class's required field with no attribute reads back as `None`."""
-        decoded = CODEC.decode_item({"id": {"S": "e1"}, "address": {"M": {}}})
-        assert decoded.address == Address(city=None)  # type: ignore[arg-type]  # what was stored
+        """A nested class's required field with no attribute raises `SchemaError` naming both."""
+        with pytest.raises(SchemaError, match=r"Everything\.address: Address\.city: .* no default"):
+            CODEC.decode_item({"id": {"S": "e1"}, "address": {"M": {}}})
 
     def test_decode_skips_init(self) -> None:
         """Decoding does not run `__init__`, so stored values are not re-validated."""
@@ -544,11 +544,13 @@ class TestDecode:
             pytest.param("status", {"S": "lost"}, id="unknown-enum-value"),
             pytest.param("when", {"S": "yesterday"}, id="malformed-datetime"),
             pytest.param("words", {"SS": ["a"]}, id="set-for-list"),
+            pytest.param("count", {"N": "1.5"}, id="fraction-for-int"),
+            pytest.param("count", {"NULL": True}, id="null-for-int"),
         ],
     )
     def test_undecodable(self, field: str, av: AttributeValue) -> None:
-        """A stored value of the wrong shape raises `ValidationError` naming model and field."""
-        with pytest.raises(ValidationError, match=f"Everything.{field}"):
+        """A stored value of the wrong shape raises `SchemaError` naming model and field."""
+        with pytest.raises(SchemaError, match=f"Everything.{field}"):
             CODEC.decode_item({"id": {"S": "e1"}, field: av})
 
 

@@ -117,6 +117,7 @@ class TestTree:
             pytest.param(uow.UsageError, (uow.UowError, RuntimeError), id="usage"),
             pytest.param(uow.NotMapped, (uow.UowError, TypeError), id="not-mapped"),
             pytest.param(uow.NotFoundError, (uow.UowError, LookupError), id="not-found"),
+            pytest.param(uow.SchemaError, (uow.UowError,), id="schema"),
             pytest.param(uow.CommitError, (uow.UowError,), id="commit"),
             pytest.param(uow.ConflictError, (uow.ChangeError,), id="conflict"),
             pytest.param(uow.DuplicateKeyError, (uow.ConflictError,), id="duplicate"),
@@ -129,6 +130,10 @@ class TestTree:
     def test_bases(self, error: type[Exception], bases: tuple[type[Exception], ...]) -> None:
         """Each error subclasses its group and the closest builtin."""
         assert all(issubclass(error, base) for base in bases)
+
+    def test_a_schema_error_is_not_bad_input(self) -> None:
+        """`SchemaError` is about stored data, so no input-error handler catches it by accident."""
+        assert not issubclass(uow.SchemaError, ValueError | uow.ValidationError)
 
 
 class TestPickling:

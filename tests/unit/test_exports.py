@@ -31,6 +31,7 @@ class TestExports:
             "ReadStats",
             "RecordState",
             "Retry",
+            "SchemaError",
             "ServiceError",
             "Session",
             "SessionState",
