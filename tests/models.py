@@ -98,3 +98,65 @@ class Everything:
 
 
 ALL_MODELS = (User, Order, Everything)
+
+
+# -- single-table design (DESIGN.md §9): three kinds of items in one table -------------
+
+
+@uow.model(
+    table="app",
+    pk="pk",
+    sk="sk",
+    kind="customer",
+    unique=(("tenant", "slug"),),
+    indexes={"by_slug": uow.Index(pk="slug")},
+)
+@attrs.define
+class Customer:
+    """A customer's profile item: `pk="CUST#<id>"`, `sk="PROFILE"`; `slug` is sparse."""
+
+    pk: str
+    sk: str
+    email: str
+    tenant: str = ""
+    slug: str | None = None
+
+
+@uow.model(
+    table="app",
+    pk="pk",
+    sk="sk",
+    kind="invoice",
+    ttl="expires_at",
+    unique=(("tenant", "number"),),
+    indexes={
+        "open": uow.Index(pk="status", sk="due", projection="keys"),
+        "by_number": uow.Index(pk="pk", sk="number", projection=("amount", "tenant")),
+    },
+)
+@attrs.define
+class Invoice:
+    """An invoice item in its customer's collection: `sk="INV#<number>"`."""
+
+    pk: str
+    sk: str
+    tenant: str
+    number: int
+    amount: int
+    status: str | None = None  # only open invoices carry it: a sparse, keys-only index
+    due: str | None = None
+    expires_at: dt.datetime | None = None  # DynamoDB TTL
+    note: str = "none"
+
+
+@uow.model(table="app", pk="pk", sk="sk", kind="note")
+@attrs.define
+class Note:
+    """A third kind in the same collection, never asked for by the tests that skip it."""
+
+    pk: str
+    sk: str
+    text: str = ""
+
+
+APP_MODELS = (Customer, Invoice, Note)

@@ -7,7 +7,7 @@ from typing import Any, Literal, TypeVar, cast
 
 import attrs
 
-from uow.codec import forget_codec
+from uow.codec import codec_for, forget_codec
 from uow.errors import NotMapped, ValidationError
 
 __all__ = ["KIND_ATTRIBUTE", "Index", "ModelInfo", "Projection", "info_of", "model"]
@@ -194,9 +194,20 @@ def model(
             ),
         )
         forget_codec(cls)  # a codec made before decoration does not know the TTL field
+        if ttl is not None:
+            _check_ttl(cls)
         return cls
 
     return decorate
+
+
+def _check_ttl(cls: type) -> None:
+    """Refuse a TTL field of the wrong type now, if its annotations can be resolved yet."""
+    try:
+        attrs.resolve_types(cls)
+    except NameError:  # a forward reference: checked when the codec is first built
+        return
+    codec_for(cls)  # raises ValidationError for a TTL field of the wrong type
 
 
 def _constraints(unique: Any) -> tuple[tuple[str, ...], ...]:
