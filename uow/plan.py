@@ -44,7 +44,7 @@ from uow.conditions import Check, add_to
 from uow.errors import ValidationError
 from uow.expressions import ExpressionBuilder
 from uow.identity import Key, Record, RecordState, key_item, key_of_object, key_size_error
-from uow.model import ModelInfo
+from uow.model import ModelInfo, info_of
 
 # An update operation: `(action, path, value, ...)`; an `Op`, or a codec diff entry.
 OpLike = tuple[Any, ...]
@@ -583,7 +583,7 @@ def _plan_put(record: Record, kind: ChangeKind, prefix: str) -> Planned:
     if kind is ChangeKind.CREATE:
         conditions.append(_create_condition(info, builder))
     if info.version is not None:
-        read = read_version(record) if record.base is not None else None
+        read = read_version(record) if _same_model(record) else None
         if kind is ChangeKind.PUT and read is not None:
             # A loaded record deleted then added again: replace the version we read.
             conditions.append(_version_condition(builder, info.version, read))
@@ -613,11 +613,27 @@ def _plan_put(record: Record, kind: ChangeKind, prefix: str) -> Planned:
         kind,
         _NO_OPS,
         table,
-        [Action("Put", body), *_guards(record, prefix, old, snapshot)],
+        [Action("Put", body), *_put_guards(record, prefix, old, snapshot)],
         new_snapshot=snapshot,
         new_version=new_version,
         marker=marker,
     )
+
+
+def _same_model(record: Record) -> bool:
+    """True when the record's loaded object (if any) is of the model it is written as."""
+    return record.base is not None and type(record.base) is record.info.cls
+
+
+def _put_guards(
+    record: Record, prefix: str, old: tuple[Any, ...] | None, new: tuple[Any, ...] | None
+) -> list[Action]:
+    """A put's guard actions; replacing an item of another model releases that model's guards."""
+    base = record.base
+    if base is None or type(base) is record.info.cls:
+        return _guards(record, prefix, old, new)
+    previous = attrs.evolve(record, info=info_of(type(base)), codec=codec_for(type(base)))
+    return [*_guards(previous, prefix, old, None), *_guards(record, prefix, None, new)]
 
 
 def _create_condition(info: ModelInfo, builder: ExpressionBuilder) -> str:

@@ -376,7 +376,7 @@ class Session(Reads):
         else:
             self._touch(record)
             if state is RecordState.REPLACE and record.base is not None:
-                record.obj = record.base
+                _to_base(record)
             record.blind = []
             record.adds = {}
             record.state = RecordState.DELETED
@@ -614,8 +614,8 @@ class Session(Reads):
             if record.snapshot is None or record.base is None:
                 del self._records[key]  # new, blind, or deleted without a loaded object
                 continue
+            _to_base(record)
             record.codec.restore(record.base, record.snapshot)
-            record.obj = record.base
             record.state = RecordState.LOADED
             record.blind = []
             record.adds = {}
@@ -673,6 +673,14 @@ class Session(Reads):
         if error is not None:
             raise error
         return result
+
+
+def _to_base(record: Record) -> None:
+    """Show the loaded object again, with its own model (a replacement may be of another kind)."""
+    base = record.base
+    record.obj = base
+    if type(base) is not record.info.cls:
+        record.info, record.codec = info_of(type(base)), codec_for(type(base))
 
 
 def _apply_to(codec: ModelCodec, obj: Any, ops: Sequence[Op], adds: dict[str, Any] | None) -> None:

@@ -179,6 +179,32 @@ class TestKinds:
         assert stored is not None
         assert (stored["text"], stored["_kind"]) == ("done", "note")
 
+    async def test_an_item_replaced_by_another_kind(self, app: uow.Store) -> None:
+        """Delete a note, add a customer at its key: a put of the new kind; rollback restores the note."""
+        async with app.session() as s:
+            note = await s.get(Note, "CUST#1", "NOTE#1")
+            assert note is not None
+            s.delete(note)
+            s.add(Customer("CUST#1", "NOTE#1", "n@x"))
+            s.rollback()
+            assert await s.get(Note, "CUST#1", "NOTE#1") is note
+            assert s.pending == ()
+            s.delete(note)
+            s.add(Customer("CUST#1", "NOTE#1", "n@x"))
+        stored = await raw_get(app, Customer, pk="CUST#1", sk="NOTE#1")
+        assert stored is not None
+        assert (stored["_kind"], stored["email"], "text" in stored) == ("customer", "n@x", False)
+
+    async def test_replacing_a_kind_releases_its_guards(self, app: uow.Store) -> None:
+        """A customer replaced by a note gives up its `(tenant, slug)` guard in the same write."""
+        async with app.session() as s:
+            customer = await s.get(Customer, "CUST#1", "PROFILE")
+            s.delete(customer)
+            s.add(Note("CUST#1", "PROFILE", "gone"))
+        assert not any("customer" in key for key in await guards(app))
+        async with app.session() as s:
+            s.add(Customer("CUST#2", "PROFILE", "b@x", tenant="t1", slug="acme"))  # free again
+
     async def test_create_tables_makes_one_table_with_every_index(self, app: uow.Store) -> None:
         """The shared table has the union of the models' indexes; a second call is a no-op."""
         await app.create_tables(*APP_MODELS)
