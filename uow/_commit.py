@@ -28,11 +28,13 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from uow._execute import Executor, InDoubt, Outcome, translate
+from uow._items import model_of_item, wrong_kind
 from uow.changes import ChangeKind
-from uow.codec import Item, unwrap
+from uow.codec import Item, codec_for, unwrap
 from uow.conditions import Check
-from uow.errors import AbortedError, CommitError, OutcomeUnknownError
+from uow.errors import AbortedError, CommitError, OutcomeUnknownError, SchemaError
 from uow.identity import Key, Record, RecordState, key_item
+from uow.model import ModelInfo
 from uow.plan import change_of, make_plan
 from uow.results import CommitResult
 
@@ -228,6 +230,20 @@ def _log_cancelled(outcomes: list[Outcome]) -> None:
     )
 
 
+def _stored_values(info: ModelInfo, key: Key, item: Item) -> tuple[Any, ...]:
+    """The field values of a stored item read before a blind delete or overwrite.
+
+    Raises:
+        SchemaError: the item is of another kind, or does not fit the model.
+    """
+    if info.kind is not None and model_of_item((info,), item) is None:
+        raise wrong_kind(info, key, item, None)
+    try:
+        return codec_for(info.cls).read(item)[1]
+    except SchemaError as exc:
+        raise SchemaError(f"{info.name} {key}: {exc}") from exc
+
+
 async def _read_stored(
     records: list[Record], executor: Executor, outcome: Outcome, prefix: str
 ) -> bool:
@@ -250,8 +266,7 @@ async def _read_stored(
     async def read(record: Record) -> None:
         key = key_item(record.info, record.key)
         item = await executor.get_item(prefix + record.info.table, key, outcome)
-        codec = record.codec
-        record.stored = None if item is None else codec.read(item)[1]
+        record.stored = None if item is None else _stored_values(record.info, record.key, item)
 
     results = await asyncio.gather(*(read(r) for r in blind), return_exceptions=True)
     failed = []

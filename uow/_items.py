@@ -69,7 +69,7 @@ def model_of_item(infos: Sequence[ModelInfo], item: Item) -> ModelInfo | None:
 
 
 def _described(info: ModelInfo) -> str:
-    return f"{info.kind!r} ({info.name})" if info.kind is not None else info.name
+    return f"{info.name} (kind {info.kind!r})" if info.kind is not None else info.name
 
 
 def wrong_kind(
@@ -78,14 +78,18 @@ def wrong_kind(
     """The error for a read of `info` at a key whose item (or mapped object) is of another kind."""
     if held is not None:
         return SchemaError(
-            f"{info.name} {key}: this session holds the item as a {_described(held)}, not a "
+            f"{info.name} {key}: this session holds the item as {_described(held)}, not as "
             f"{_described(info)}; read it as {held.name}"
         )
     found = None if stored is None else kind_of(info, stored)
-    other = f"a {found!r}" if found is not None else f"without a {info.kind_attribute!r} attribute"
+    if found is None:
+        return SchemaError(
+            f"{info.name} {key}: the stored item has no {info.kind_attribute!r} attribute, so it "
+            f"is not of kind {info.kind!r} ({info.name})"
+        )
     return SchemaError(
-        f"{info.name} {key}: the stored item is {other}, not a {_described(info)}; "
-        "read it as the model of its kind"
+        f"{info.name} {key}: the stored item is of kind {found!r}, not {info.kind!r} "
+        f"({info.name}); read it as the model of kind {found!r}"
     )
 
 

@@ -8,8 +8,7 @@ caller does next::
     ├── UsageError (also RuntimeError)      wrong call for the session's state, shared across tasks
     ├── NotMapped (also TypeError)          an object of no model
     ├── NotFoundError (also LookupError)    refresh() of a record DynamoDB no longer holds
-    ├── SchemaError                         a stored item does not fit the model: another
-    │                                       kind, a missing field, a wrong type
+    ├── SchemaError                         a stored item does not fit its model: kind, field, type
     ├── CommitError                         .succeeded, .failed with causes; failed stay pending
     └── ChangeError                         the cause of one failed change (in CommitError.failed)
         ├── ConflictError                   a condition failed: the item changed or vanished

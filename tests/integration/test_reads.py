@@ -344,5 +344,5 @@ class TestGetFromTheMap:
             number: int
 
         uow_session.add(Counter(1))
-        with pytest.raises(uow.SchemaError, match="holds the item as a Counter, not a Other"):
+        with pytest.raises(uow.SchemaError, match="holds the item as Counter, not as Other"):
             await uow_session.get(Other, 1)
