@@ -13,6 +13,12 @@ Run it with `python -m benchmarks.cpu_cost` (`--records N`, `--repeat R`).
   `TypeSerializer` from changes the code already knows (no diff).
 * cached get: `await session.get(Product, pk)` of a record in the map, against
   `await cached(pk)`, a hand-written async function returning `dict.get(pk)`.
+* single-table design: the same record as a model with `kind=` (DESIGN.md §9).
+  A read row goes through the path every query, scan and page row takes
+  (`_merge_page`: kind and TTL checks, decode, snapshot, into the map), with
+  and without a kind, against boto3's `TypeDeserializer` of the item; an edit
+  and a create are planned as above. The "kind check" rows are the
+  differences: what a kind costs per read row and per written record.
 
 Each figure is the best of `R` timed passes over all `N` records, in µs per record.
 """
@@ -25,7 +31,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from boto3.dynamodb.types import TypeSerializer
+import attrs
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 import uow
 from benchmarks.workloads import (
@@ -45,6 +52,51 @@ from uow.testing import TEST_REGION
 __all__ = ["main", "measure"]
 
 _SERIALIZER = TypeSerializer()
+_DESERIALIZER = TypeDeserializer()
+
+
+@uow.model(table=TABLE + "_kinds", pk="id", kind="product")
+@attrs.define
+class KindProduct(Product):
+    """`Product` as one kind of a shared table: its items carry `_kind`."""
+
+
+def _kind_item(i: int) -> dict[str, Any]:
+    return {**wire_item(i), "_kind": {"S": "product"}}
+
+
+def _loaded_kind(n: int) -> tuple[Session, list[Any]]:
+    from uow.identity import key_from_item
+
+    session = _session()
+    info = uow.info_of(KindProduct)
+    objs = []
+    for i in range(n):
+        item = _kind_item(i)
+        objs.append(session._merge(info, key_from_item(info, item), item, refresh=False))
+    return session, objs
+
+
+def _merge_rows(model: type, items: list[dict[str, Any]]) -> Callable[[], None]:
+    """One pass: a new session merges every item as a page of query rows."""
+    infos = (uow.info_of(model),)
+
+    def run() -> None:
+        session = _session()
+        asyncio.run(session._merge_page(infos, items, index=None, refresh=False))
+
+    return run
+
+
+def _hand_read(item: dict[str, Any]) -> dict[str, Any]:
+    return {name: _DESERIALIZER.deserialize(av) for name, av in item.items()}
+
+
+def _edit(objs: list[Any]) -> None:
+    for obj in objs:
+        obj.name += " (revised)"
+        obj.stock += 1
+        obj.note = None
 
 
 def _session() -> Session:
@@ -146,17 +198,10 @@ def measure(n: int, repeat: int) -> list[dict[str, Any]]:
     session, objs = _loaded(n)
     out.append(_row("clean record (diff only)", _plan_cost(session, repeat, writes=False), None))
 
-    for obj in objs:
-        obj.name += " (revised)"
-        obj.stock += 1
-        obj.note = None
-    out.append(
-        _row(
-            "edit: diff + encode + plan",
-            _plan_cost(session, repeat),
-            _best(_each(_hand_update, rows), n, repeat),
-        )
-    )
+    _edit(objs)
+    hand_update = _best(_each(_hand_update, rows), n, repeat)
+    edit = _plan_cost(session, repeat)
+    out.append(_row("edit: diff + encode + plan", edit, hand_update))
 
     session = _session()
     for i in range(n):
@@ -184,6 +229,21 @@ def measure(n: int, repeat: int) -> list[dict[str, Any]]:
     uow_get = min(asyncio.run(_gets(session, keys)) for _ in range(repeat)) / n * 1e6
     dict_get = min(asyncio.run(_dict_gets(cache, keys)) for _ in range(repeat)) / n * 1e6
     out.append(_row("cached get (map hit)", uow_get, dict_get))
+
+    # Single-table design: the same record with a kind.
+    items = [wire_item(i) for i in range(n)]
+    kind_items = [_kind_item(i) for i in range(n)]
+    hand_read = _best(_each(_hand_read, items), n, repeat)
+    read = _best(_merge_rows(Product, items), n, repeat)
+    kind_read = _best(_merge_rows(KindProduct, kind_items), n, repeat)
+    out.append(_row("read row: merge", read, hand_read))
+    out.append(_row("read row: merge, with kind", kind_read, hand_read))
+    session, objs = _loaded_kind(n)
+    _edit(objs)
+    kind_edit = _plan_cost(session, repeat)
+    out.append(_row("edit with kind: diff+encode+plan", kind_edit, hand_update))
+    out.append(_row("kind check per read row", kind_read - read, None))
+    out.append(_row("kind check per edited record", kind_edit - edit, None))
     return out
 
 

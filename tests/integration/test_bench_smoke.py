@@ -91,6 +91,7 @@ class TestBenchSmoke:
         operations = {row["operation"] for row in results["cpu"]["rows"]}
         assert "edit: diff + encode + plan" in operations
         assert "cached get (map hit)" in operations
+        assert {"kind check per read row", "kind check per edited record"} <= operations
         assert results["memory"]["uow_bytes"] > 0
 
     def test_targets_and_markdown(self, results: dict[str, Any]) -> None:
