@@ -52,6 +52,7 @@ OpLike = tuple[Any, ...]
 __all__ = [
     "BATCH_WRITE_LIMIT",
     "EXPRESSION_LIMIT",
+    "GUARD_EXPIRES",
     "GUARD_KEY",
     "GUARD_TABLE",
     "ITEM_SIZE_LIMIT",
@@ -81,6 +82,8 @@ EXPRESSION_LIMIT = 4 * 1024
 GUARD_TABLE = "uow_unique"
 GUARD_KEY = "guard"
 GUARD_OWNER = "owner"
+# A guard's expiry (epoch seconds), for a model with `ttl=`: the guard table's TTL attribute.
+GUARD_EXPIRES = "expires"
 # Write markers: a create, and every version-checked write, also stores the token of
 # its pending change in the item, in attribute `_uow_w{version % MARKER_SLOTS}` (`_uow_w0`
 # for unversioned creates). When such a write's answer is lost and the re-send's
@@ -492,6 +495,14 @@ def _unique_values(
     return None if any(value is None for value in out) else out
 
 
+def _expiry(record: Record, values: tuple[Any, ...] | None) -> int | None:
+    """The TTL field's value in `values`, as epoch seconds (`None`: never expires)."""
+    value = _value_of(record, values, str(record.info.ttl))
+    if value is None:
+        return None
+    return int(value) if isinstance(value, int) else math.floor(value.timestamp())
+
+
 def _same_values(before: tuple[Any, ...] | None, after: tuple[Any, ...] | None) -> bool:
     """Equal values of equal types (`1` and `True` are different guards)."""
     if before is None or after is None:
@@ -518,18 +529,28 @@ def _unique_condition(record: Record, builder: ExpressionBuilder, values: tuple[
 def _guards(
     record: Record, prefix: str, old: tuple[Any, ...] | None, new: tuple[Any, ...] | None
 ) -> list[Action]:
-    """Claim and release actions for the unique constraints whose values change."""
+    """Claim and release actions for the unique constraints whose values change.
+
+    A model with `ttl=` gives its guards the record's expiry (`GUARD_EXPIRES`):
+    DynamoDB's TTL deletes them with the record, a guard whose owner has expired
+    may be claimed by another record (reads see no owner any more), and a change
+    of the expiry claims the guards again with the new one.
+    """
     info = record.info
     actions: list[Action] = []
     if not info.unique:
         return actions
     guard_table = prefix + GUARD_TABLE
     owner = owner_text(info, record.key)
+    expires = None if info.ttl is None else _expiry(record, new)
+    moved = info.ttl is not None and _expiry(record, old) != expires
     for fields in info.unique:
         before = _unique_values(record, old, fields)
         after = _unique_values(record, new, fields)
         if _same_values(before, after):
-            continue
+            if after is None or not moved:
+                continue
+            before = None  # the same guard, claimed again with the new expiry
         # Messages name one field as `email`, a compound one as `(tenant, number)`.
         shown = fields[0] if len(fields) == 1 else f"({', '.join(fields)})"
         if before is not None:
@@ -552,11 +573,19 @@ def _guards(
                 **{f"key_{k}": v for k, v in key_item(info, record.key).items()},
             }
             # Claiming a guard the record already owns is fine (an overwrite).
+            condition = (
+                f"{builder.not_exists(GUARD_KEY)} OR "
+                f"{builder.name(GUARD_OWNER)} = {builder.value({'S': owner})}"
+            )
+            if info.ttl is not None:
+                if expires is not None:
+                    item[GUARD_EXPIRES] = {"N": str(expires)}
+                now = {"N": str(math.floor(time.time()))}
+                condition += f" OR {builder.name(GUARD_EXPIRES)} <= {builder.value(now)}"
             body = {
                 "TableName": guard_table,
                 "Item": item,
-                "ConditionExpression": f"{builder.not_exists(GUARD_KEY)} OR "
-                f"{builder.name(GUARD_OWNER)} = {builder.value({'S': owner})}",
+                "ConditionExpression": condition,
                 **builder.params(),
             }
             value = after[0] if len(fields) == 1 else after

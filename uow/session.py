@@ -439,11 +439,14 @@ class Session(Reads):
             )
         record = self._records.get(key)
         self._check_settled(record, "update()")
-        unique = {str(op.path[0]) for op in ops}.intersection(info.unique_fields)
+        # Guards follow these fields (and the TTL field, whose expiry guards carry).
+        guarded = {*info.unique_fields, *([info.ttl] if info.ttl and info.unique else [])}
+        unique = {str(op.path[0]) for op in ops}.intersection(guarded)
         if unique and (record is None or record.state is RecordState.BLIND):
             raise ValidationError(
-                f"Session.update({info.name} {key}): {sorted(unique)} are unique fields; "
-                "changing one needs the current value, so get() the record and change it"
+                f"Session.update({info.name} {key}): {sorted(unique)} are unique fields "
+                "(or the TTL their guards follow); changing one needs the current value, "
+                "so get() the record and change it"
             )
         if record is None:
             record = Record(key, info, codec, RecordState.BLIND)

@@ -212,23 +212,32 @@ class Store:
             tables.setdefault(self.table_prefix + info.table, []).append(info)
         specs = [table_spec(name, infos) for name, infos in tables.items()]  # all checked first
         creations = [self._create_table(spec) for spec in specs]
-        if any(info.unique for infos in tables.values() for info in infos):
-            creations.append(self._create_guard_table())
+        guarded = [info for infos in tables.values() for info in infos if info.unique]
+        if guarded:
+            expiring = any(info.ttl is not None for info in guarded)
+            creations.append(self._create_guard_table(expiring=expiring))
         await asyncio.gather(*creations)
 
-    async def _create_guard_table(self) -> None:
-        """The table holding one guard item per unique value (`uow.plan.GUARD_TABLE`)."""
-        from uow.plan import GUARD_KEY, GUARD_TABLE
+    async def _create_guard_table(self, *, expiring: bool) -> None:
+        """The table holding one guard item per unique value (`uow.plan.GUARD_TABLE`).
 
+        With `expiring` (a model with unique fields has a TTL), its TTL is enabled on
+        `uow.plan.GUARD_EXPIRES`, so that guards go with their expired records.
+        """
+        from uow.plan import GUARD_EXPIRES, GUARD_KEY, GUARD_TABLE
+
+        name = self.table_prefix + GUARD_TABLE
         await self._create(
             {
-                "TableName": self.table_prefix + GUARD_TABLE,
+                "TableName": name,
                 "KeySchema": [{"AttributeName": GUARD_KEY, "KeyType": "HASH"}],
                 "AttributeDefinitions": [{"AttributeName": GUARD_KEY, "AttributeType": "S"}],
                 "BillingMode": "PAY_PER_REQUEST",
             },
             owner="unique-field guards",
         )
+        if expiring:
+            await self._enable_ttl(name, GUARD_EXPIRES, owner="unique-field guards")
 
     async def _create_table(self, spec: TableSpec) -> None:
         await self._create(spec.params, owner=spec.owner)

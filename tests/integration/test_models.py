@@ -448,6 +448,72 @@ class TestTimeToLive:
                 expires: str = ""
 
 
+class TestExpiringGuards:
+    """The unique guards of a model with `ttl=` expire with their record."""
+
+    async def guard(self, store: uow.Store, number: int) -> dict[str, Any]:
+        """The stored guard item of tenant t1's invoice `number`."""
+        key = f'app#invoice#tenant+number#["s:t1", "n:{number}"]'
+        response = await store.client.get_item(
+            TableName=store.table_prefix + GUARD_TABLE, Key={"guard": {"S": key}}
+        )
+        return dict(response["Item"])
+
+    async def test_guards_carry_the_expiry(self, app: uow.Store) -> None:
+        """The guard of an expiring invoice holds its epoch seconds; a guard of one that never
+        expires has none; the guard table has TTL on that attribute."""
+        async with app.session() as s:
+            s.add(Invoice("CUST#1", "INV#0003", "t1", 3, 1, expires_at=FUTURE))
+        assert (await self.guard(app, 3))["expires"] == {"N": str(int(FUTURE.timestamp()))}
+        assert "expires" not in await self.guard(app, 1)
+        described = await app.client.describe_time_to_live(TableName=app.table_prefix + GUARD_TABLE)
+        assert described["TimeToLiveDescription"]["AttributeName"] == "expires"
+
+    async def test_an_expired_records_values_can_be_taken(self, app: uow.Store) -> None:
+        """A new invoice takes `(t1, 3)` from an expired one, which reads as absent."""
+        async with app.session() as s:
+            s.add(Invoice("CUST#1", "INV#0003", "t1", 3, 1, expires_at=PAST))
+        async with app.session() as s:
+            s.add(Invoice("CUST#2", "INV#0003", "t1", 3, 2))
+        assert (await self.guard(app, 3))["owner"]["S"].startswith("app#'CUST#2'")
+        async with app.session() as s:
+            found = await s.get_by(Invoice, tenant="t1", number=3)
+            assert found is not None
+            assert found.pk == "CUST#2"
+
+    async def test_a_live_records_values_cannot_be_taken(self, app: uow.Store) -> None:
+        """While the owner has not expired, its guard holds."""
+        async with app.session() as s:
+            s.add(Invoice("CUST#1", "INV#0003", "t1", 3, 1, expires_at=FUTURE))
+        s = app.session()
+        s.add(Invoice("CUST#2", "INV#0003", "t1", 3, 2))
+        with pytest.raises(uow.CommitError) as caught:
+            await s.commit()
+        assert isinstance(caught.value.failed[0][1], uow.UniqueViolation)
+
+    async def test_a_new_expiry_moves_the_guards(self, app: uow.Store) -> None:
+        """Extending an invoice's life claims its guard again with the new expiry."""
+        later = FUTURE + dt.timedelta(days=365)
+        async with app.session() as s:
+            s.add(Invoice("CUST#1", "INV#0003", "t1", 3, 1, expires_at=FUTURE))
+        async with app.session() as s:
+            invoice = await s.get(Invoice, "CUST#1", "INV#0003")
+            assert invoice is not None
+            invoice.expires_at = later
+        assert (await self.guard(app, 3))["expires"] == {"N": str(int(later.timestamp()))}
+        async with app.session() as s:
+            invoice = await s.get(Invoice, "CUST#1", "INV#0003")
+            assert invoice is not None
+            invoice.expires_at = None
+        assert "expires" not in await self.guard(app, 3)
+
+    async def test_a_blind_update_of_the_expiry_is_refused(self, app: uow.Store) -> None:
+        """The guards follow the expiry, so changing it needs the loaded record."""
+        async with app.session() as s:
+            with pytest.raises(uow.ValidationError, match="TTL their guards follow"):
+                s.update(Invoice, "CUST#1", "INV#0001", set={"expires_at": FUTURE})
+
+
 class TestCompoundUnique:
     """A tuple in `unique=` makes the combination unique: one guard per value tuple."""
 
