@@ -13,6 +13,7 @@ from tests.models import APP_MODELS, Customer, Invoice
 from uow._items import expired, model_of_item, rows_are_whole
 from uow._tables import table_spec
 from uow.codec import codec_for
+from uow.identity import key_size_error
 from uow.plan import guard_key
 
 
@@ -256,3 +257,73 @@ class TestTtlCodec:
         codec = codec_for(declare(ttl="when"))
         with pytest.raises(uow.ValidationError, match="naive datetime"):
             codec.encode_item(codec.cls("p", "s", when=dt.datetime(2030, 1, 1)))
+
+
+class TestLimits:
+    """DynamoDB's nesting and key-size limits, at the boundary and one past it."""
+
+    @staticmethod
+    def nested(levels: int, container: type) -> Any:
+        """`levels` maps (or lists) inside one another, around a number."""
+        value: Any = 1
+        for _ in range(levels):
+            value = {"a": value} if container is dict else [value]
+        return value
+
+    @pytest.mark.parametrize("container", [dict, list], ids=["map", "list"])
+    def test_nesting(self, container: type) -> None:
+        """31 containers in a field (32 levels with the item) encode; 32 raise."""
+        any_codec = codec_for(AnyDoc)
+        any_codec.encode_item(AnyDoc("d", self.nested(31, container)))
+        with pytest.raises(uow.ValidationError, match="nested 33 levels deep"):
+            any_codec.encode_item(AnyDoc("d", self.nested(32, container)))
+
+    def test_nested_attrs_classes_count_too(self) -> None:
+        """A chain of nested attrs classes is a chain of maps."""
+        value: Any = None
+        for _ in range(32):
+            value = Link(value)
+        with pytest.raises(uow.ValidationError, match="nested 33 levels deep"):
+            codec_for(Chain).encode_item(Chain("c", value))
+        codec_for(Chain).encode_item(Chain("c", value.next))
+
+    @pytest.mark.parametrize(
+        ("value", "sort", "problem"),
+        [
+            pytest.param("é" * 1024, False, False, id="pk-2048"),
+            pytest.param("é" * 1024 + "x", False, True, id="pk-2049"),
+            pytest.param(b"x" * 2048, False, False, id="binary-pk-2048"),
+            pytest.param(b"x" * 2049, False, True, id="binary-pk-2049"),
+            pytest.param("x" * 1024, True, False, id="sk-1024"),
+            pytest.param("x" * 1025, True, True, id="sk-1025"),
+            pytest.param(10**37, True, False, id="number"),
+        ],
+    )
+    def test_key_sizes(self, value: Any, sort: bool, problem: bool) -> None:
+        """A key value is measured in bytes (UTF-8 for strings) against its own limit."""
+        assert (key_size_error(value, sort=sort) is not None) is problem
+
+
+@uow.model(table="anydocs", pk="id")
+@attrs.define
+class AnyDoc:
+    """A free-form body."""
+
+    id: str
+    body: Any = None
+
+
+@attrs.define
+class Link:
+    """One link of a chain of nested attrs classes."""
+
+    next: Link | None = None
+
+
+@uow.model(table="chains", pk="id")
+@attrs.define
+class Chain:
+    """A model holding a chain of links."""
+
+    id: str
+    head: Link | None = None
