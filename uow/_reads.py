@@ -511,20 +511,21 @@ class Reads:
         """
         first = infos[0]
         whole = rows_are_whole(infos, index)
+        now = time.time()
+        if not whole:
+            # A row that shows its kind or expiry (an INCLUDE projection carries both)
+            # is ruled out without reading its item.
+            items = [item for item in items if not _ruled_out(infos, item, now)]
         keys = [key_from_item(first, item) for item in items]
         full: dict[Key, Item] = {}
         if not whole:
             fetch: dict[Key, None] = {}
-            for key, item in zip(keys, items, strict=True):
-                shown = first.kind is not None and first.kind_attribute in item
-                if shown and model_of_item(infos, item) is None:
-                    continue  # the row shows another kind: no need to read it
+            for key in keys:
                 record = self._records.get(key)
                 if record is None or record.state is RecordState.BLIND or refresh:
                     fetch[key] = None
             if fetch:
                 full = await self._fetch(first, list(fetch))
-        now = time.time()
         out: list[tuple[Any, Item]] = []
         for key, row in zip(keys, items, strict=True):
             record = self._records.get(key)
@@ -532,7 +533,7 @@ class Reads:
             if not whole:
                 if key not in full:
                     if record is None or record.state is RecordState.BLIND or refresh:
-                        continue  # another kind by its row, or deleted since it was indexed
+                        continue  # deleted since it was indexed
                     # Mapped: the map's object is the record, whatever the row holds.
                     self._hits += 1
                     if _among(record.info, infos) and record.visible is not None:
@@ -715,6 +716,17 @@ def _declaring(infos: tuple[ModelInfo, ...], index: str | None) -> ModelInfo:
             if index in info.indexes:
                 return info
     return infos[0]
+
+
+def _ruled_out(infos: Sequence[ModelInfo], row: Item, now: float) -> bool:
+    """True when an index row itself shows that its item is of another kind, or expired."""
+    first = infos[0]
+    if first.kind is None:
+        return expired(first, row, now)
+    if first.kind_attribute not in row:
+        return False  # a keys-only row: its item tells
+    info = model_of_item(infos, row)
+    return info is None or expired(info, row, now)
 
 
 def _accept(info: ModelInfo, key: Key, item: Item | None, now: float) -> Item | None:

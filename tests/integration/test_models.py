@@ -331,6 +331,24 @@ class TestProjections:
             assert found == [Invoice("CUST#1", "INV#0002", "t1", 2, 250, due="2024-01")]
             assert s.read_stats.requests == {"Query": 1, "BatchGetItem": 1}
 
+    async def test_rows_showing_another_kind_or_expiry_are_not_read(self, app: uow.Store) -> None:
+        """`by_number` projects the kind and TTL attributes: such rows cost no BatchGetItem."""
+        await raw_put(app, Note, pk="CUST#1", sk="NOTE#2", _kind="note", number=5, text="x")
+        async with app.session() as s:
+            s.add(Invoice("CUST#1", "INV#0003", "t1", 3, 1, expires_at=PAST))
+        calls = recorder(app)
+        async with app.session() as s:
+            found = [
+                x.sk
+                async for x in s.query(
+                    Invoice, Key("pk").eq("CUST#1") & Key("number").gte(2), index="by_number"
+                )
+            ]
+        assert found == ["INV#0002"]
+        [batch] = calls.params("BatchGetItem")
+        [(_, request)] = batch["RequestItems"].items()
+        assert [k["sk"]["S"] for k in request["Keys"]] == ["INV#0002"]
+
     async def test_a_row_whose_item_vanished_is_skipped(self, app: uow.Store) -> None:
         """An index row whose item is gone by the time it is completed is not yielded."""
         async with app.session() as s:
