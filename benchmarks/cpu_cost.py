@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import time
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 import attrs
@@ -57,8 +58,23 @@ _DESERIALIZER = TypeDeserializer()
 
 @uow.model(table=TABLE + "_kinds", pk="id", kind="product")
 @attrs.define
-class KindProduct(Product):
-    """`Product` as one kind of a shared table: its items carry `_kind`."""
+class KindProduct:
+    """`Product` as one kind of a shared table: its items carry `_kind`.
+
+    The same fields as `Product`, declared again rather than inherited, so that the
+    two differ only by the kind.
+    """
+
+    id: str
+    name: str
+    category: str
+    price: Decimal
+    stock: int
+    active: bool
+    created_at: str
+    tags: set[str] = attrs.Factory(set)
+    attributes: dict[str, Any] = attrs.Factory(dict)
+    note: str | None = None
 
 
 def _kind_item(i: int) -> dict[str, Any]:
