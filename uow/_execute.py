@@ -37,6 +37,7 @@ from uow.errors import (
     ThrottledError,
     UniqueViolation,
 )
+from uow.model import ModelInfo
 from uow.plan import (
     MARKER_SLOTS,
     Action,
@@ -130,9 +131,14 @@ def _own_condition_held(planned: Planned, stored: Mapping[str, Any] | None) -> b
             return False
         current: Any = stored.get(version)
         return current is None if read is None else current == {"N": str(read)}
-    if planned.kind is ChangeKind.UPDATE:
-        return bool(stored)
+    if planned.kind is ChangeKind.UPDATE:  # exists, and is of the model's kind if it has one
+        return stored is not None and bool(stored) and _of_kind(record.info, stored)
     return True  # an unconditional put or delete: only the user's condition
+
+
+def _of_kind(info: ModelInfo, stored: Mapping[str, Any]) -> bool:
+    """True when a stored item is of the model's kind (always, for a model without one)."""
+    return info.kind is None or stored.get(info.kind_attribute) == {"S": info.kind}
 
 
 def condition_cause(planned: Planned, stored: Mapping[str, Any] | None) -> ChangeError:
@@ -141,7 +147,7 @@ def condition_cause(planned: Planned, stored: Mapping[str, Any] | None) -> Chang
     if not planned.user_condition or not _own_condition_held(planned, stored):
         return _condition_failed(change, stored)
     item = None
-    if stored:
+    if stored and _of_kind(planned.record.info, stored):
         try:
             item = planned.record.codec.decode_item(dict(stored))
         except Exception:  # a stored item that does not fit the model: no object to show

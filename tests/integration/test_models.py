@@ -175,6 +175,26 @@ class TestKinds:
         assert isinstance(caught.value.failed[0][1], uow.ConflictError)
         assert await raw_get(app, Customer, pk="CUST#1", sk="PROFILE") == before
 
+    async def test_a_user_condition_on_another_kind_is_a_conflict(self, app: uow.Store) -> None:
+        """With `condition=`, an item of another kind still fails the kind, not the condition:
+        a `ConflictError` that is no `ConditionFailed`, so no Note is built from a customer."""
+        s = app.session()
+        s.update(Note, "CUST#1", "PROFILE", set={"text": "x"}, condition=Attr("text").eq("y"))
+        with pytest.raises(uow.CommitError) as caught:
+            await s.commit()
+        cause = caught.value.failed[0][1]
+        assert isinstance(cause, uow.ConflictError)
+        assert not isinstance(cause, uow.ConditionFailed)
+
+    async def test_a_user_condition_on_its_own_kind_shows_the_item(self, app: uow.Store) -> None:
+        """The same failing condition on a note is a `ConditionFailed`."""
+        s = app.session()
+        s.update(Note, "CUST#1", "NOTE#1", set={"text": "x"}, condition=Attr("text").eq("y"))
+        with pytest.raises(uow.CommitError) as caught:
+            await s.commit()
+        cause = caught.value.failed[0][1]
+        assert isinstance(cause, uow.ConditionFailed)
+
     async def test_a_blind_update_of_its_own_kind_is_written(self, app: uow.Store) -> None:
         """The kind condition lets an update of the right kind through."""
         async with app.session() as s:
