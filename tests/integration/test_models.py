@@ -261,6 +261,39 @@ class TestKinds:
         assert calls.log == []
 
 
+class TestPages:
+    """`page()` reads rows through the same path as `query`: kinds, TTL and projections."""
+
+    async def test_a_page_holds_only_live_items_of_its_kind(self, app: uow.Store) -> None:
+        """The customer, the note and an expired invoice never fill a page slot."""
+        async with app.session() as s:
+            s.add(Invoice("CUST#1", "INV#0003", "t1", 3, 1, expires_at=PAST))
+            s.add(Invoice("CUST#1", "INV#0004", "t1", 4, 1))
+        async with app.session() as s:
+            first = await s.page(Invoice, Key("pk").eq("CUST#1"), limit=2)
+            assert [x.sk for x in first.items] == ["INV#0001", "INV#0002"]
+            assert first.cursor is not None
+            second = await s.page(Invoice, Key("pk").eq("CUST#1"), limit=2, after=first.cursor)
+        assert [x.sk for x in second.items] == ["INV#0004"]
+        assert second.cursor is None
+
+    async def test_a_page_of_a_keys_only_index_is_complete(self, app: uow.Store) -> None:
+        """Rows of `open` are completed with BatchGetItem; the cursor continues the index."""
+        async with app.session() as s:
+            s.add(Invoice("CUST#2", "INV#0003", "t1", 3, 70, status="open", due="2024-01"))
+        async with app.session() as s:
+            first = await s.page(Invoice, Key("status").eq("open"), index="open", limit=1)
+            assert first.items == (
+                Invoice("CUST#2", "INV#0003", "t1", 3, 70, status="open", due="2024-01"),
+            )
+            assert s.read_stats.requests.get("BatchGetItem", 0) >= 1
+            second = await s.page(
+                Invoice, Key("status").eq("open"), index="open", limit=1, after=first.cursor
+            )
+        assert [x.sk for x in second.items] == ["INV#0001"]
+        assert second.items[0].amount == 100
+
+
 class TestSparseIndexes:
     """An optional index key leaves the records without a value out of the index."""
 
