@@ -63,7 +63,7 @@ async def run_commit(
     """
     started = time.perf_counter()
     capacity = 0.0 if store.consumed_capacity else None
-    executor = Executor(store.client, max_concurrency=store.max_concurrency, retry=store.retry)
+    executor = Executor(store.transport, max_concurrency=store.max_concurrency, retry=store.retry)
     outcomes: list[Outcome] = []
     entries = 0
     try:

@@ -1,4 +1,4 @@
-"""Runs a plan on the DynamoDB client: bounded concurrency, retries, error translation.
+"""Runs a plan through the store's transport: bounded concurrency, retries, error translation.
 
 This module is the one boundary where `botocore` errors become `uow` errors
 (`translate`). It never touches the session: it reports each planned entry's
@@ -13,7 +13,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import attrs
@@ -24,6 +24,7 @@ from botocore.exceptions import (
     EndpointConnectionError,
 )
 
+from uow._transport import Transport
 from uow.changes import Change, ChangeKind
 from uow.config import Retry
 from uow.errors import (
@@ -332,7 +333,7 @@ def retryable(exc: BaseException) -> bool:
 
 
 async def call(
-    client: Any,
+    transport: Transport,
     api: str,
     params: dict[str, Any],
     *,
@@ -344,15 +345,16 @@ async def call(
 ) -> dict[str, Any]:
     """Send one request, retrying what `retryable` accepts with backoff until `deadline`.
 
-    botocore's own retries are off (`Store` sets one attempt) so that one
-    policy, `uow.Retry`, governs every re-send and every re-send is counted.
-    `flight`, when given, learns whether an attempt may have landed unseen.
+    Transports never retry (on the aioboto3 one `Store` sets one attempt) so
+    that one policy, `uow.Retry`, governs every re-send and every re-send is
+    counted. `flight`, when given, learns whether an attempt may have landed
+    unseen.
 
     Raises:
         ClientError, BotoCoreError: the last failure, when not retryable or out
             of attempts or time.
     """
-    method = getattr(client, _METHOD_NAMES[api])
+    send = transport.send
     if outcome is not None and outcome.asks_capacity:
         params = {**params, "ReturnConsumedCapacity": "TOTAL"}
     attempt = 1
@@ -360,10 +362,10 @@ async def call(
         started = time.perf_counter()
         try:
             if limit is None:
-                response: dict[str, Any] = await _attempt(method, params, flight)
+                response: dict[str, Any] = await _attempt(send, api, params, flight)
             else:
                 async with limit:
-                    response = await _attempt(method, params, flight)
+                    response = await _attempt(send, api, params, flight)
         except (ClientError, BotoCoreError) as exc:
             if outcome is not None:
                 outcome.requests[api] = outcome.requests.get(api, 0) + 1
@@ -393,14 +395,19 @@ async def call(
         return response
 
 
-async def _attempt(method: Any, params: dict[str, Any], flight: Flight | None) -> Any:
+async def _attempt(
+    send: Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]],
+    api: str,
+    params: dict[str, Any],
+    flight: Flight | None,
+) -> dict[str, Any]:
     """One attempt, telling `flight` whether it may have landed without an answer."""
     if flight is None:
-        return await method(**params)
+        return await send(api, params)
     if not flight.first_sent:
         flight.first_sent = time.time()
     try:
-        return await method(**params)
+        return await send(api, params)
     except ClientError as exc:
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
         if status >= 500:  # DynamoDB: a 5xx write may or may not have been applied
@@ -413,19 +420,6 @@ async def _attempt(method: Any, params: dict[str, Any], flight: Flight | None) -
     except asyncio.CancelledError:
         flight.lost = True  # cancelled on the wire: DynamoDB may still apply it
         raise
-
-
-_METHOD_NAMES = {
-    "PutItem": "put_item",
-    "UpdateItem": "update_item",
-    "DeleteItem": "delete_item",
-    "BatchWriteItem": "batch_write_item",
-    "TransactWriteItems": "transact_write_items",
-    "GetItem": "get_item",
-    "BatchGetItem": "batch_get_item",
-    "Query": "query",
-    "Scan": "scan",
-}
 
 
 def _json_default(value: Any) -> str:
@@ -499,7 +493,7 @@ BATCH_GET_LIMIT = 100
 
 
 async def batch_get(
-    client: Any,
+    transport: Transport,
     table: str,
     keys: list[dict[str, Any]],
     *,
@@ -526,7 +520,7 @@ async def batch_get(
         while True:
             params: dict[str, Any] = {"RequestItems": request}
             response = await call(
-                client,
+                transport,
                 "BatchGetItem",
                 params,
                 retry=retry,
@@ -562,8 +556,8 @@ class Executor:
     that were on the wire as in doubt, then lets the cancellation propagate.
     """
 
-    def __init__(self, client: Any, *, max_concurrency: int, retry: Retry) -> None:
-        self._client = client
+    def __init__(self, transport: Transport, *, max_concurrency: int, retry: Retry) -> None:
+        self._transport = transport
         self._limit = asyncio.Semaphore(max_concurrency)
         self._retry = retry
         self._deadline = time.monotonic() + retry.budget
@@ -623,7 +617,7 @@ class Executor:
         self, api: str, params: dict[str, Any], outcome: Outcome, flight: Flight | None = None
     ) -> dict[str, Any]:
         return await call(
-            self._client,
+            self._transport,
             api,
             params,
             retry=self._retry,

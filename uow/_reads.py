@@ -228,7 +228,7 @@ class Reads:
         self._begin("get_many()")
         try:
             items = await batch_get(
-                store.client,
+                store.transport,
                 store.table_prefix + info.table,
                 [key_item(info, key) for key in needed],
                 retry=store.retry,
@@ -584,7 +584,7 @@ class Reads:
         retry = self._store.retry
         try:
             return await call(
-                self._store.client,
+                self._store.transport,
                 api,
                 params,
                 retry=retry,

@@ -1,4 +1,4 @@
-"""`Store`: one aioboto3 DynamoDB client for its lifetime, configuration, `create_tables`."""
+"""`Store`: one aioboto3 DynamoDB client and one data-plane transport, configuration, `create_tables`."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from uow._pages import Cursors
+from uow._transport import TRANSPORTS, BotocoreTransport, Transport
 from uow.config import Retry
 from uow.errors import ServiceError, UsageError, ValidationError
 from uow.model import ModelInfo, info_of
@@ -32,8 +33,21 @@ def _env_cache_enabled() -> bool:
     return os.environ.get("UOW_CACHE_ENABLED", "1").strip().lower() not in ("0", "false", "no")
 
 
+def _transport_name(transport: str | None) -> str:
+    """The argument, else the environment variable `UOW_TRANSPORT`, else `"lean"`."""
+    source = "transport"
+    if transport is None:
+        transport = os.environ.get("UOW_TRANSPORT", "").strip() or "lean"
+        source = "UOW_TRANSPORT"
+    if transport not in TRANSPORTS:
+        raise ValidationError(
+            f"{source}={transport!r} is not a transport; choose one of {', '.join(TRANSPORTS)}"
+        )
+    return transport
+
+
 class Store:
-    """Owns one aioboto3 DynamoDB client, and makes sessions on it.
+    """Owns one aioboto3 DynamoDB client and one data-plane transport; makes sessions.
 
     Use it as an async context manager, one per application (web app
     lifespan, worker process)::
@@ -66,10 +80,25 @@ class Store:
             checksum only (see docs/howto/pages.md for what each guarantees).
         aws_access_key_id, aws_secret_access_key, aws_session_token: explicit
             credentials; `None` follows the configuration chain.
+        transport: how the data-plane requests (`GetItem`, `BatchGetItem`,
+            `Query`, `Scan`, `PutItem`, `UpdateItem`, `DeleteItem`,
+            `BatchWriteItem`, `TransactWriteItems`) are sent: `"lean"` (uow's
+            own signed JSON over aiohttp, about a third of botocore's client
+            CPU per request) or `"aioboto3"` (the aioboto3 client, with
+            botocore's event hooks and `Stubber`). `None`: the environment
+            variable `UOW_TRANSPORT`, else `"lean"`. Both use the endpoint,
+            region and credentials the aioboto3 session resolves; the control
+            plane (`create_tables`) and `Store.client` are always aioboto3.
+        connect_timeout, read_timeout: seconds to connect, and to wait for
+            an answer's bytes, on either transport (botocore's defaults).
+        session: an `aioboto3.Session` to resolve credentials, region and
+            configuration from (a profile, an assume-role set-up); default a
+            new one. Not together with the `aws_*` credentials.
 
     Raises:
-        ValidationError: `max_concurrency` below 1, or a `cursor_key` that is
-            not bytes or shorter than 16 bytes.
+        ValidationError: `max_concurrency` below 1, a `cursor_key` that is
+            not bytes or shorter than 16 bytes, an unknown transport, a
+            timeout not above 0, or both `session` and explicit credentials.
     """
 
     def __init__(
@@ -86,9 +115,26 @@ class Store:
         aws_access_key_id: str | None = None,
         aws_secret_access_key: str | None = None,
         aws_session_token: str | None = None,
+        transport: str | None = None,
+        connect_timeout: float = 60.0,
+        read_timeout: float = 60.0,
+        session: Any = None,
     ) -> None:
         if max_concurrency < 1:
             raise ValidationError(f"max_concurrency must be at least 1, got {max_concurrency}")
+        for name, seconds in (("connect_timeout", connect_timeout), ("read_timeout", read_timeout)):
+            if not seconds > 0:
+                raise ValidationError(f"{name} must be more than 0 seconds, got {seconds}")
+        explicit = (aws_access_key_id, aws_secret_access_key, aws_session_token)
+        if session is not None and any(value is not None for value in explicit):
+            raise ValidationError(
+                "pass either session= or explicit aws_* credentials, not both: "
+                "the session resolves its own credentials"
+            )
+        self.transport_name = _transport_name(transport)
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self._session = session
         self.endpoint_url = endpoint_url
         self.region_name = region_name
         self.table_prefix = table_prefix
@@ -105,9 +151,13 @@ class Store:
         self._state = StoreState.NEW
         self._client_context: Any = None
         self._client: Any = None
+        self._transport: Transport | None = None
 
     def __repr__(self) -> str:
-        return f"<uow.Store {self._state.value} endpoint={self.endpoint_url!r}>"
+        return (
+            f"<uow.Store {self._state.value} endpoint={self.endpoint_url!r} "
+            f"transport={self.transport_name}>"
+        )
 
     @property
     def state(self) -> StoreState:
@@ -122,6 +172,20 @@ class Store:
         """
         self._require_open("client")
         return self._client
+
+    @property
+    def transport(self) -> Transport:
+        """The transport every data-plane request of this store goes through.
+
+        `store.transport.name` is `"lean"` or `"aioboto3"`;
+        `store.transport.observe(observer)` sees every request sent.
+
+        Raises:
+            UsageError: the store is not open.
+        """
+        self._require_open("transport")
+        assert self._transport is not None
+        return self._transport
 
     def _require_open(self, call: str) -> None:
         if self._state is not StoreState.OPEN:
@@ -144,22 +208,55 @@ class Store:
             parameter_validation=False,
             # One retry policy for everything: uow's own (`uow.Retry`), counted per commit.
             retries={"mode": "standard", "total_max_attempts": 1},
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
         )
-        session = aioboto3.Session(
-            region_name=self.region_name,
-            aws_access_key_id=self._credentials["aws_access_key_id"],
-            aws_secret_access_key=self._credentials["aws_secret_access_key"],
-            aws_session_token=self._credentials["aws_session_token"],
-        )
-        # Share botocore's model loader between stores: without it every store
-        # re-reads and parses the service JSON (about 0.1 s of CPU per store).
-        session._session.register_component("data_loader", _shared_loader())
+        session = self._session
+        if session is None:
+            session = aioboto3.Session(
+                region_name=self.region_name,
+                aws_access_key_id=self._credentials["aws_access_key_id"],
+                aws_secret_access_key=self._credentials["aws_secret_access_key"],
+                aws_session_token=self._credentials["aws_session_token"],
+            )
+            # Share botocore's model loader between stores: without it every store
+            # re-reads and parses the service JSON (about 0.1 s of CPU per store).
+            session._session.register_component("data_loader", _shared_loader())
         self._client_context = session.client(
-            "dynamodb", endpoint_url=self.endpoint_url, config=config
+            "dynamodb",
+            endpoint_url=self.endpoint_url,
+            region_name=self.region_name,
+            config=config,
         )
-        self._client = await self._client_context.__aenter__()
+        self._client = client = await self._client_context.__aenter__()
+        try:
+            self._transport = await self._open_transport(session, client)
+        except BaseException as exc:
+            context, self._client_context, self._client = self._client_context, None, None
+            await context.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
         self._state = StoreState.OPEN
         return self
+
+    async def _open_transport(self, session: Any, client: Any) -> Transport:
+        from uow._transport import LeanTransport, ca_bundle_of, crc32_hook
+
+        # botocore checks x-amz-crc32 only in its legacy retry mode: put the check back.
+        client.meta.events.register("before-parse.dynamodb", crc32_hook)
+        if self.transport_name == "aioboto3":
+            return BotocoreTransport(client)
+        botocore_session = session._session
+        lean = LeanTransport.from_client(
+            client,
+            # The very object the client signs with: refreshable ones refresh for both.
+            await botocore_session.get_credentials(),
+            max_connections=self.max_concurrency,
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
+            ca_bundle=ca_bundle_of(botocore_session),
+        )
+        await lean.open()
+        return lean
 
     async def __aexit__(
         self,
@@ -169,8 +266,13 @@ class Store:
     ) -> None:
         self._state = StoreState.CLOSED
         context, self._client_context, self._client = self._client_context, None, None
-        if context is not None:
-            await context.__aexit__(exc_type, exc, tb)
+        transport, self._transport = self._transport, None
+        try:
+            if transport is not None:
+                await transport.close()
+        finally:
+            if context is not None:
+                await context.__aexit__(exc_type, exc, tb)
 
     def session(self) -> Session:
         """A new session on this store: cheap, one per request or job.

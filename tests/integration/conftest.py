@@ -1,4 +1,4 @@
-"""Integration fixtures: a record of the requests the store's client sends."""
+"""Integration fixtures: a record of the requests the store's transport sends."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from tests.integration.support import Calls
 
 @pytest.fixture
 def calls(store: uow.Store) -> Calls:
-    """Every DynamoDB API call the store's client makes from now on, in order."""
+    """Every data-plane request the store's transport sends from now on, in order."""
     recorder = Calls()
-    recorder.attach(store.client)
+    recorder.attach(store)
     return recorder

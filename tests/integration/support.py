@@ -2,12 +2,14 @@
 
 Everything here talks to the server through `store.client` (the aioboto3
 client) and boto3's own (de)serializer, so the tests check the database
-independently of `uow`'s codec.
+independently of `uow`'s codec and of its transport. `Calls` records what the
+store's transport sends, whichever it is.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -22,25 +24,30 @@ _DESERIALIZER = TypeDeserializer()
 
 @attrs.define
 class Calls:
-    """The DynamoDB API calls a client made, with their parameters, in call order."""
+    """The data-plane requests a store sent (every attempt), with their parameters, in order."""
 
     log: list[tuple[str, dict[str, Any]]] = attrs.Factory(list)
     in_flight: int = 0
     max_in_flight: int = 0
 
-    def attach(self, client: Any) -> None:
-        """Record every call `client` makes from now on (botocore's event hooks)."""
-        events = client.meta.events
-        events.register("before-parameter-build.dynamodb", self._record)
-        events.register("after-call.dynamodb", self._done)
-        events.register("after-call-error.dynamodb", self._done)
+    def attach(self, store: uow.Store) -> None:
+        """Record every request `store.transport` sends from now on (lean or aioboto3)."""
+        store.transport.observe(self)
 
-    def _record(self, model: Any, params: dict[str, Any], **_: Any) -> None:
-        self.log.append((str(model.name), params))
+    def request(self, api: str, params: Mapping[str, Any]) -> None:
+        """`uow.TransportObserver`: a request is sent."""
+        self.log.append((api, dict(params)))
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
 
-    def _done(self, **_: Any) -> None:
+    def response(
+        self,
+        api: str,
+        params: Mapping[str, Any],
+        answer: Mapping[str, Any] | None,
+        error: BaseException | None,
+    ) -> None:
+        """`uow.TransportObserver`: its answer came, or it failed."""
         self.in_flight -= 1
 
     @property

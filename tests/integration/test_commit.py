@@ -411,7 +411,7 @@ class TestGroups:
         """No more than `max_concurrency` requests are in flight, and more than one is."""
         async with uow_database.store(max_concurrency=3) as narrow:
             calls = Calls()
-            calls.attach(narrow.client)
+            calls.attach(narrow)
             async with narrow.session() as session:
                 session.add_all([Everything(id=f"e{i}") for i in range(12)])
             assert calls.apis == {"PutItem": 12}
@@ -650,7 +650,7 @@ class TestCommitResult:
         """`Store(consumed_capacity=True)` asks every write for it and adds it up."""
         async with uow_database.store(consumed_capacity=True) as counting:
             recorder = Calls()
-            recorder.attach(counting.client)
+            recorder.attach(counting)
             async with counting.session() as session:
                 session.add_all([Everything(id="c1"), Everything(id="c2")])
                 session.add(Everything(id="c3"), overwrite=True)

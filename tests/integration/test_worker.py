@@ -34,15 +34,21 @@ def atomic_requests_unless_dynamodb_local(
         return
     from aiobotocore.client import AioBaseClient
 
-    original = getattr(AioBaseClient, "_make_api_call")  # noqa: B009 - private: not in the stubs
+    from uow._transport import LeanTransport
+
     locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
 
-    async def one_at_a_time(self: Any, operation_name: str, api_params: Any) -> Any:
-        lock = locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
-        async with lock:
-            return await original(self, operation_name, api_params)
+    def serialized(original: Any) -> Any:
+        async def one_at_a_time(self: Any, *args: Any) -> Any:
+            lock = locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+            async with lock:
+                return await original(self, *args)
 
-    monkeypatch.setattr(AioBaseClient, "_make_api_call", one_at_a_time)
+        return one_at_a_time
+
+    # Every path to the server: the aioboto3 client (its transport and raw calls) and the lean one.
+    for cls, name in ((AioBaseClient, "_make_api_call"), (LeanTransport, "_send")):
+        monkeypatch.setattr(cls, name, serialized(getattr(cls, name)))
 
 
 async def open_accounts(store: uow.Store, *names: str) -> None:
