@@ -19,7 +19,8 @@ Used by the pytest plugin (`uow_endpoint`, `uow_database`, `uow_store`,
             ...
 
 `FaultProxy` injects what no local server produces: throttling, 5xx answers,
-dropped connections, `UnprocessedItems`, transaction conflicts.
+dropped connections, lost and corrupted answers, `UnprocessedItems`,
+transaction conflicts.
 
 Requires the `testing` extra (`pip install "uow[testing]"`), which brings
 `moto[server]`.
@@ -521,6 +522,10 @@ class Faults:
         lose: requests forwarded to the server (so they take effect) whose
             answer is then lost: the connection is closed instead. This is the
             timeout after which a client cannot know whether its write landed.
+        corrupt: requests forwarded to the server (so they take effect) whose
+            answer arrives with one byte of its body flipped and the original
+            `x-amz-crc32` header, which no longer matches: a client must
+            refuse the answer (botocore's `ChecksumError`), not decode it.
         conflict: `TransactWriteItems` requests cancelled with a
             `TransactionConflict` reason on every action, without reaching the
             server.
@@ -536,6 +541,7 @@ class Faults:
     server_error: float = 0.0
     drop: float = 0.0
     lose: float = 0.0
+    corrupt: float = 0.0
     conflict: float = 0.0
     unprocessed: float = 0.0
     latency: float = 0.0
@@ -553,7 +559,8 @@ class FaultProxy(_Service):
     """A loopback HTTP proxy in front of a DynamoDB endpoint that injects faults.
 
     It produces what no local server does: throttling, 5xx answers, dropped
-    connections and partial `UnprocessedItems`, reproducibly for a given
+    connections, lost or corrupted answers and partial `UnprocessedItems`,
+    reproducibly for a given
     `seed` and request order. Requests that pass go to `upstream` unchanged
     except for held-back batch items. `stats` counts what happened.
 
@@ -724,8 +731,14 @@ class FaultProxy(_Service):
                 unprocessed.setdefault(table, []).extend(writes)
             result["UnprocessedItems"] = unprocessed
             answer = json.dumps(result).encode()
+        checksum = str(zlib.crc32(answer))
+        if faulty and faults.corrupt and answer and self._random.random() < faults.corrupt:
+            self.stats["corrupted"] += 1
+            flipped = bytearray(answer)
+            flipped[self._random.randrange(len(flipped))] ^= 0x20
+            answer = bytes(flipped)
         return web.Response(
             status=status,
             body=answer,
-            headers={"Content-Type": content_type, "x-amz-crc32": str(zlib.crc32(answer))},
+            headers={"Content-Type": content_type, "x-amz-crc32": checksum},
         )

@@ -1,4 +1,8 @@
-"""Commit under injected faults: throttling, 5xx, dropped connections, UnprocessedItems."""
+"""Commit under injected faults: throttling, 5xx, dropped connections, UnprocessedItems.
+
+Every test here runs on both transports (`faulty_store` is parametrized): the
+lean one and the aioboto3 one must behave alike under every fault.
+"""
 
 from __future__ import annotations
 
@@ -37,13 +41,19 @@ def proxy(uow_endpoint: str) -> Iterator[FaultProxy]:
         yield running
 
 
-@pytest_asyncio.fixture
+@pytest_asyncio.fixture(params=["lean", "aioboto3"])
 async def faulty_store(
-    uow_store: uow.Store, uow_database: LocalDatabase, proxy: FaultProxy
+    request: pytest.FixtureRequest,
+    uow_store: uow.Store,
+    uow_database: LocalDatabase,
+    proxy: FaultProxy,
 ) -> AsyncIterator[uow.Store]:
-    """A store on the test's database whose requests all pass through `proxy`; the table exists."""
+    """A store (each transport in turn) whose requests all pass through `proxy`; the table exists."""
     await uow_store.create_tables(Counter)
-    async with uow_database.store(proxy.endpoint, retry=FAST_RETRY) as store:
+    async with uow_database.store(
+        proxy.endpoint, retry=FAST_RETRY, transport=request.param
+    ) as store:
+        assert store.transport.name == request.param
         yield store
 
 
@@ -211,3 +221,57 @@ class TestLostAnswers:
         ((_, cause),) = caught.value.failed
         assert proxy.stats["lost"] > 0
         assert isinstance(cause, uow.DuplicateKeyError)
+
+
+class TestCorruptedAnswers:
+    """An answer whose body no longer matches its x-amz-crc32 is refused and the request re-sent."""
+
+    async def test_corrupted_answers_are_retried_never_decoded(
+        self, uow_store: uow.Store, faulty_store: uow.Store, proxy: FaultProxy
+    ) -> None:
+        """Under 40% corrupted answers, reads return the stored values and writes land once."""
+        async with uow_store.session() as seed:
+            seed.add_all([Counter(f"c{i}", hits=i, label=f"label-{i}") for i in range(20)])
+        proxy.faults = Faults(corrupt=0.4)
+        session = faulty_store.session()
+        loaded = await session.get_many(Counter, [f"c{i}" for i in range(20)])
+        assert [(c.hits, c.label) for c in loaded if c is not None] == [
+            (i, f"label-{i}") for i in range(20)
+        ]
+        for counter in loaded[:10]:
+            assert counter is not None
+            counter.label = "edited"
+        for i in range(10, 20):
+            session.delete_key(Counter, f"c{i}")
+        session.add_all([Counter(f"new{i}", hits=i) for i in range(15)])
+        session.add_all([Counter(f"put{i}") for i in range(30)], overwrite=True)
+
+        result = await session.commit()
+
+        assert proxy.stats["corrupted"] > 0
+        assert session.read_stats.retries + result.retries >= proxy.stats["corrupted"]
+        assert (result.created, result.put, result.updated, result.deleted) == (15, 30, 10, 10)
+        rows = await stored(uow_store)
+        assert sorted(rows) == sorted(
+            [f"c{i}" for i in range(10)]
+            + [f"new{i}" for i in range(15)]
+            + [f"put{i}" for i in range(30)]
+        )
+        assert all(rows[f"c{i}"].label == "edited" for i in range(10))
+        assert all(rows[f"new{i}"].hits == i for i in range(15))
+
+    async def test_corruption_on_every_attempt_is_a_service_error(
+        self, faulty_store: uow.Store, proxy: FaultProxy
+    ) -> None:
+        """When every answer is corrupted, the change fails with ChecksumError's code and stays pending."""
+        proxy.faults = Faults(corrupt=1.0)
+        session = faulty_store.session()
+        session.update(Counter, "x", set={"label": "y"})
+
+        with pytest.raises(uow.CommitError) as caught:
+            await session.commit()
+
+        ((_, cause),) = caught.value.failed
+        assert isinstance(cause, uow.ServiceError)
+        assert cause.code == "ChecksumError"
+        assert len(session.pending) == 1
