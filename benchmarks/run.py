@@ -1,6 +1,6 @@
 """`make bench`: every benchmark, its tables, `results.json` and `RESULTS.md`.
 
-    python -m benchmarks.run [--scale S] [--latencies 0,10,50] [--only commit,reads,cpu,memory]
+    python -m benchmarks.run [--scale S] [--latencies 0,10,50] [--only wire,commit,reads,...]
 
 The server workloads run on moto (`python -m moto.server` in a child process)
 and, when `uow.testing.DynamoDBLocal` exists and starts, on DynamoDB Local,
@@ -27,7 +27,7 @@ from typing import Any
 
 import attrs
 
-from benchmarks import commit, cpu_cost, exactly_once, memory, reads, report
+from benchmarks import commit, cpu_cost, exactly_once, memory, reads, report, wire
 from benchmarks.harness import REPEATS, Backend, Row
 from benchmarks.servers import MotoProcess, ProxyProcess, ServerHandle, dynamodb_local
 from benchmarks.workloads import CONCURRENCY, Workload
@@ -35,7 +35,7 @@ from benchmarks.workloads import CONCURRENCY, Workload
 __all__ = ["Plan", "main", "plan_for"]
 
 HERE = Path(__file__).resolve().parent
-PARTS = ("commit", "reads", "cpu", "memory", "exactly-once")
+PARTS = ("wire", "commit", "reads", "cpu", "memory", "exactly-once")
 
 
 @attrs.frozen
@@ -61,6 +61,9 @@ class Plan:
     read_scale: dict[float, float]
     cpu_records: int
     cpu_repeat: int
+    # Client CPU per request per data-plane API (`benchmarks.wire`): requests per API, passes.
+    wire_requests: int
+    wire_repeat: int
     memory_records: int
     backends: tuple[str, ...]
     # Run every client once, small and unrecorded, before measuring (see `_warm_up`).
@@ -83,6 +86,7 @@ class Plan:
             "sequential_cap": {f"{k * 1000:.0f}ms": v for k, v in self.sequential_cap.items()},
             "read_scale": {f"{k * 1000:.0f}ms": v for k, v in self.read_scale.items()},
             "cpu_records": self.cpu_records,
+            "wire_requests": self.wire_requests,
             "memory_records": self.memory_records,
             "backends": list(self.backends),
             "backends_after_the_first": (
@@ -123,6 +127,8 @@ def plan_for(
         sequential_cap={0.0: n(200), 0.01: n(200), 0.05: n(100)},
         read_scale={0.0: 0.2, 0.01: 0.1, 0.05: 0.05},
         cpu_records=n(10_000),
+        wire_requests=n(600),
+        wire_repeat=2,
         # Best of 10: the host's other tenants move single passes by a third.
         cpu_repeat=10 if scale >= 0.5 else 2,
         # Below a few thousand records, page and arena granularity swamp the records.
@@ -361,6 +367,16 @@ def run(plan: Plan, command: str) -> dict[str, Any]:
         results["cpu"] = {"records": plan.cpu_records, "rows": rows}
         _say(f"CPU per record, no server ({plan.cpu_records:,} records, best of {plan.cpu_repeat})")
         _say("\n".join(cpu_cost.table(rows)) + "\n")
+    if "wire" in plan.parts:
+        # On DynamoDB Local when it runs: it keeps connections alive, as DynamoDB does.
+        server = wire.server_for("dynamodb-local" if "dynamodb-local" in plan.backends else "moto")
+        if server is None:
+            server = wire.server_for("moto")
+        assert server is not None
+        with server:
+            figures = wire.measure(server, plan.wire_requests, plan.wire_repeat)
+        results["wire"] = figures
+        _say("\n".join(wire.table(figures)) + "\n")
     if "memory" in plan.parts:
         figures = memory.measure(plan.memory_records)
         results["memory"] = figures

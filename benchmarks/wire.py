@@ -102,8 +102,7 @@ def wire_params(api: str, i: int, seeded: int) -> dict[str, Any]:
         return {
             "RequestItems": {
                 TABLE: [
-                    {"PutRequest": {"Item": _wire(_values(seeded + i * 25 + k))}}
-                    for k in range(25)
+                    {"PutRequest": {"Item": _wire(_values(seeded + i * 25 + k))}} for k in range(25)
                 ]
             }
         }
@@ -170,10 +169,14 @@ async def _hand_sender(endpoint: str, seeded: int) -> AsyncIterator[Sender]:
     import aioboto3
     from aiobotocore.config import AioConfig
 
-    session = aioboto3.Session(region_name=TEST_REGION, **TEST_CREDENTIALS)
+    session = aioboto3.Session(
+        region_name=TEST_REGION,
+        aws_access_key_id=TEST_CREDENTIALS["aws_access_key_id"],
+        aws_secret_access_key=TEST_CREDENTIALS["aws_secret_access_key"],
+    )
     config = AioConfig(max_pool_connections=IN_FLIGHT)
     async with session.client("dynamodb", endpoint_url=endpoint, config=config) as client:
-        methods = {
+        methods: dict[str, Any] = {
             "GetItem": client.get_item,
             "PutItem": client.put_item,
             "UpdateItem": client.update_item,
@@ -221,7 +224,9 @@ async def _aiodynamo_sender(endpoint: str, seeded: int) -> AsyncIterator[Sender 
         client = Client(
             AIOHTTP(http),
             StaticCredentials(
-                Key(TEST_CREDENTIALS["aws_access_key_id"], TEST_CREDENTIALS["aws_secret_access_key"])
+                Key(
+                    TEST_CREDENTIALS["aws_access_key_id"], TEST_CREDENTIALS["aws_secret_access_key"]
+                )
             ),
             TEST_REGION,
             endpoint=URL(endpoint),
@@ -367,7 +372,7 @@ def server_for(backend: str) -> ServerHandle | None:
 def main(argv: list[str] | None = None) -> None:
     """Measure on one server and print."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--requests", type=int, default=1200)
+    parser.add_argument("--requests", type=int, default=600)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--backend", default="dynamodb-local", choices=("dynamodb-local", "moto"))
     args = parser.parse_args(argv)

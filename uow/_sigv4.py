@@ -107,8 +107,7 @@ class Signer:
         )
         scope = f"{day}/{self.region}/{self.service}/aws4_request"
         to_sign = (
-            f"{_ALGORITHM}\n{stamp}\n{scope}\n"
-            + hashlib.sha256(canonical.encode()).hexdigest()
+            f"{_ALGORITHM}\n{stamp}\n{scope}\n" + hashlib.sha256(canonical.encode()).hexdigest()
         )
         signature = hmac.new(
             self._signing_key(secret_key, day), to_sign.encode(), hashlib.sha256

@@ -36,7 +36,7 @@ import socket
 import ssl
 import zlib
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, cast
 
 from botocore.exceptions import (
     ChecksumError,
@@ -196,7 +196,7 @@ def check_crc32(body: bytes, expected: str | None) -> None:
         matches = False
     if not matches:
         raise ChecksumError(
-            checksum_type="crc32", expected_checksum=expected, actual_checksum=actual
+            checksum_type="crc32", expected_checksum=expected, actual_checksum=str(actual)
         )
 
 
@@ -228,7 +228,8 @@ def _blob_value(value: dict[str, Any]) -> None:
 def _blob_item(item: Mapping[str, Any] | None) -> None:
     if item:
         for value in item.values():
-            _blob_value(value)
+            if "S" not in value and "N" not in value:  # the common tags first: one lookup each
+                _blob_value(value)
 
 
 def _blob_collection_metrics(metrics: Any) -> None:
@@ -269,11 +270,11 @@ def _blob_answer(answer: dict[str, Any]) -> None:
 def _json_body(raw: bytes) -> Any:
     if not raw:
         return {}
-    text = raw.decode("utf-8")
     try:
-        return json.loads(text)
+        return json.loads(raw)
     except ValueError:
-        return {"message": text}  # botocore keeps an unparseable body as the message
+        # botocore keeps an unparseable body as the message
+        return {"message": raw.decode("utf-8", "replace")}
 
 
 def decode_answer(
@@ -316,8 +317,9 @@ def decode_answer(
     metadata["MaxAttemptsReached"] = True
     metadata["RetryAttempts"] = 0
     if status < 300:
-        if b'"B' in raw:
-            _blob_answer(body)
+        # A structural walk: ~0.1 µs per attribute value, where scanning the body for `"B`
+        # costs ~1 µs per KB (measured), and an attribute may be named "B".
+        _blob_answer(body)
         body["ResponseMetadata"] = metadata
         return body
     if generic:  # a proxy's or load balancer's page, not DynamoDB's JSON
@@ -333,10 +335,9 @@ def decode_answer(
     members = error_members.get(code)
     if members:
         answer.update({name: body[name] for name in members if name in body})
-        if b'"B' in raw:
-            _blob_answer(answer)
+        _blob_answer(answer)
     cls = error_class(code) if error_class is not None else ClientError
-    raise cls(answer, api)
+    raise cls(cast(Any, answer), api)  # botocore's response shape, built above
 
 
 def _json_default(value: Any) -> str:
@@ -354,9 +355,9 @@ def encode_request(params: Mapping[str, Any]) -> bytes:
 
 
 def _user_agent() -> str:
-    from uow import __version__
-
     import aiohttp
+
+    from uow import __version__
 
     return (
         f"uow/{__version__} aiohttp/{aiohttp.__version__} "
@@ -566,7 +567,9 @@ def _connection_error(exc: Exception, url: str) -> Exception:
         if str(exc).lower().startswith("connect"):
             return ConnectTimeoutError(endpoint_url=url, error=exc)
         return ReadTimeoutError(endpoint_url=url, error=exc)
-    if isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ClientConnectionError | socket.gaierror):
+    if isinstance(
+        exc, aiohttp.ClientConnectorError | aiohttp.ClientConnectionError | socket.gaierror
+    ):
         return EndpointConnectionError(endpoint_url=url, error=exc)
     if isinstance(exc, asyncio.TimeoutError):
         return ReadTimeoutError(endpoint_url=url, error=exc)

@@ -1,4 +1,4 @@
-"""`Store`: one aioboto3 DynamoDB client and one data-plane transport, configuration, `create_tables`."""
+"""`Store`: the aioboto3 client, the data-plane transport, configuration, `create_tables`."""
 
 from __future__ import annotations
 

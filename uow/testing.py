@@ -724,6 +724,22 @@ class FaultProxy(_Service):
             self.stats["lost"] += 1
             _abort(request)
             return web.Response(status=500)
+        return self._answer(
+            answer, status, content_type, held, corrupt=faults.corrupt if faulty else 0.0
+        )
+
+    def _answer(
+        self,
+        answer: bytes,
+        status: int,
+        content_type: str,
+        held: dict[str, list[Any]],
+        *,
+        corrupt: float,
+    ) -> Any:
+        """The upstream answer, with held-back items added, and maybe corrupted."""
+        from aiohttp import web
+
         if held and status == 200:
             result = json.loads(answer)
             unprocessed = result.get("UnprocessedItems") or {}
@@ -732,7 +748,7 @@ class FaultProxy(_Service):
             result["UnprocessedItems"] = unprocessed
             answer = json.dumps(result).encode()
         checksum = str(zlib.crc32(answer))
-        if faulty and faults.corrupt and answer and self._random.random() < faults.corrupt:
+        if corrupt and answer and self._random.random() < corrupt:
             self.stats["corrupted"] += 1
             flipped = bytearray(answer)
             flipped[self._random.randrange(len(flipped))] ^= 0x20

@@ -94,10 +94,27 @@ class TestBenchSmoke:
         assert {"kind check per read row", "kind check per edited record"} <= operations
         assert results["memory"]["uow_bytes"] > 0
 
+    def test_wire_figures(self, results: dict[str, Any]) -> None:
+        """The per-API benchmark reports client CPU per request for uow on both transports and aioboto3."""
+        rows = {row["api"]: row for row in results["wire"]["rows"]}
+        assert set(rows) == {
+            "GetItem",
+            "PutItem",
+            "UpdateItem",
+            "BatchWriteItem",
+            "BatchGetItem",
+            "Query",
+        }
+        for api, row in rows.items():
+            for client in ("uow lean", "uow aioboto3", "aioboto3 hand-written"):
+                assert row["us"][client] > 0, (api, client)
+            assert row["lean_over_hand"] > 0, api
+
     def test_targets_and_markdown(self, results: dict[str, Any]) -> None:
         """Every target is evaluated, and RESULTS.md renders from results.json alone."""
         keys = {target["target"] for target in results["targets"]}
         assert {"commit-throughput", "commit-requests", "plan-cpu", "cached-get", "memory"} <= keys
+        assert {"wire-vs-aioboto3", "wire-vs-aiodynamo", "lean-commit"} <= keys
         page = report.markdown(json.loads(json.dumps(results)))
         assert "## Targets" in page
         assert "mixed-1k" in page

@@ -40,6 +40,19 @@ pytestmark = pytest.mark.asyncio
 
 REGION = "us-east-1"
 KEYS = {"aws_access_key_id": "AKIDSTATIC", "aws_secret_access_key": "static-secret"}
+
+
+def keyed(endpoint: str, **options: Any) -> uow.Store:
+    """A store on `endpoint` with the static test keys (`KEYS`) and `REGION`."""
+    return uow.Store(
+        endpoint,
+        REGION,
+        aws_access_key_id=KEYS["aws_access_key_id"],
+        aws_secret_access_key=KEYS["aws_secret_access_key"],
+        **options,
+    )
+
+
 FIXED_DATE = "Thu, 03 Dec 2026 13:45:07 GMT"
 
 
@@ -128,8 +141,8 @@ async def scripted() -> AsyncIterator[Scripted]:
 async def stores(scripted: Scripted) -> AsyncIterator[dict[str, uow.Store]]:
     """An open store per transport, both on the scripted answerer."""
     async with (
-        uow.Store(scripted.endpoint, REGION, transport="lean", read_timeout=2, **KEYS) as lean,
-        uow.Store(scripted.endpoint, REGION, transport="aioboto3", read_timeout=2, **KEYS) as boto,
+        keyed(scripted.endpoint, transport="lean", read_timeout=2) as lean,
+        keyed(scripted.endpoint, transport="aioboto3", read_timeout=2) as boto,
     ):
         yield {"lean": lean, "aioboto3": boto}
 
@@ -246,9 +259,13 @@ FAILURES = [
         id="throttled",
     ),
     pytest.param(
-        400, {"__type": "com.amazon.coral.validate#ValidationException", "Message": "bad"}, id="validation"
+        400,
+        {"__type": "com.amazon.coral.validate#ValidationException", "Message": "bad"},
+        id="validation",
     ),
-    pytest.param(400, {"__type": "com.amazonaws.dynamodb.v20120810#SomethingNew"}, id="unknown-code"),
+    pytest.param(
+        400, {"__type": "com.amazonaws.dynamodb.v20120810#SomethingNew"}, id="unknown-code"
+    ),
     pytest.param(
         500, {"__type": "com.amazonaws.dynamodb.v20120810#InternalServerError"}, id="internal"
     ),
@@ -380,19 +397,15 @@ class TestFailuresWithoutAnAnswer:
     ) -> None:
         """An answer slower than read_timeout raises ReadTimeoutError."""
         scripted.answer = Answer(delay=1.0)
-        async with uow.Store(
-            scripted.endpoint, REGION, transport=transport, read_timeout=0.2, **KEYS
-        ) as store:
+        async with keyed(scripted.endpoint, transport=transport, read_timeout=0.2) as store:
             with pytest.raises(ReadTimeoutError):
                 await store.transport.send("GetItem", {"TableName": "t", "Key": _key()})
 
     @pytest.mark.parametrize("transport", ["lean", "aioboto3"])
     async def test_nobody_listening_is_endpoint_connection_error(self, transport: str) -> None:
         """A refused connection raises EndpointConnectionError naming the endpoint."""
-        async with uow.Store(
-            "http://127.0.0.1:9", REGION, transport=transport, connect_timeout=1, **KEYS
-        ) as store:
-            with pytest.raises(EndpointConnectionError, match="127.0.0.1:9"):
+        async with keyed("http://127.0.0.1:9", transport=transport, connect_timeout=1) as store:
+            with pytest.raises(EndpointConnectionError, match=r"127\.0\.0\.1:9"):
                 await store.transport.send("GetItem", {"TableName": "t", "Key": _key()})
 
     async def test_a_commit_retries_a_corrupted_answer(
@@ -449,14 +462,17 @@ class TestCredentials:
             time_fetcher=lambda: now[0],
         )
         session = aioboto3.Session(region_name=REGION)
-        session._session._credentials = credentials  # as the credential chain would resolve them
+        # As the credential chain resolves them (private: botocore has no setter for these).
+        session._session._credentials = credentials  # type: ignore[attr-defined]
         async with uow.Store(scripted.endpoint, session=session, transport="lean") as store:
             await store.transport.send("GetItem", {"TableName": "t", "Key": _key()})
             now[0] += dt.timedelta(minutes=30)  # still valid
             await store.transport.send("GetItem", {"TableName": "t", "Key": _key()})
             now[0] += dt.timedelta(hours=2)  # expired mid-run
             await store.transport.send("GetItem", {"TableName": "t", "Key": _key()})
-        keys = [s.headers["Authorization"].split("Credential=")[1].split("/")[0] for s in scripted.seen]
+        keys = [
+            s.headers["Authorization"].split("Credential=")[1].split("/")[0] for s in scripted.seen
+        ]
         tokens = [s.headers["X-Amz-Security-Token"] for s in scripted.seen]
         assert keys == ["AKIDGEN1", "AKIDGEN1", "AKIDGEN2"]
         assert tokens == ["token-1", "token-1", "token-2"]
@@ -483,7 +499,12 @@ class TestCredentials:
         self, scripted: Scripted, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """Without any credentials the request fails with NoCredentialsError, as on aioboto3."""
-        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        for name in (
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AWS_PROFILE",
+        ):
             monkeypatch.delenv(name, raising=False)
         monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
         monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
@@ -523,7 +544,7 @@ class TestStoreTransport:
             monkeypatch.delenv("UOW_TRANSPORT", raising=False)
         else:
             monkeypatch.setenv("UOW_TRANSPORT", environ)
-        async with uow.Store(scripted.endpoint, REGION, transport=argument, **KEYS) as store:
+        async with keyed(scripted.endpoint, transport=argument) as store:
             assert store.transport.name == chosen
             assert store.transport_name == chosen
 
@@ -558,7 +579,7 @@ class TestStoreTransport:
 
     async def test_a_closed_store_refuses_its_transport(self, scripted: Scripted) -> None:
         """After the store exits, `store.transport` raises UsageError and the pool is closed."""
-        store = uow.Store(scripted.endpoint, REGION, **KEYS)
+        store = keyed(scripted.endpoint)
         async with store:
             transport = store.transport
         with pytest.raises(uow.UsageError, match="closed"):

@@ -58,7 +58,9 @@ class TestSigner:
         ],
     )
     @pytest.mark.parametrize("api", ["PutItem", "TransactWriteItems", "Query"])
-    def test_headers_equal_botocore(self, url: str, region: str, token: str | None, api: str) -> None:
+    def test_headers_equal_botocore(
+        self, url: str, region: str, token: str | None, api: str
+    ) -> None:
         """Authorization, X-Amz-Date and X-Amz-Security-Token are exactly botocore's."""
         target = f"DynamoDB_20120810.{api}"
         credentials = Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", token)
@@ -110,7 +112,11 @@ class TestSigner:
         ("url", "host"),
         [
             pytest.param("http://127.0.0.1:8000", "127.0.0.1:8000", id="port-kept"),
-            pytest.param("https://Dynamodb.US-East-1.amazonaws.com:443", "dynamodb.us-east-1.amazonaws.com", id="default-port-dropped"),
+            pytest.param(
+                "https://Dynamodb.US-East-1.amazonaws.com:443",
+                "dynamodb.us-east-1.amazonaws.com",
+                id="default-port-dropped",
+            ),
             pytest.param("https://user:pw@example.com", "example.com", id="userinfo-dropped"),
         ],
     )
