@@ -6,6 +6,7 @@ See `Store` and `Session`.
 """
 
 from uow._pages import Page
+from uow._transport import Transport, TransportObserver
 from uow.cache import cache_disabled
 from uow.changes import Change, ChangeKind
 from uow.config import Retry
@@ -64,6 +65,8 @@ __all__ = [
     "Store",
     "StoreState",
     "ThrottledError",
+    "Transport",
+    "TransportObserver",
     "UniqueViolation",
     "UowError",
     "UsageError",

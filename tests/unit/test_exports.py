@@ -38,6 +38,8 @@ class TestExports:
             "Store",
             "StoreState",
             "ThrottledError",
+            "Transport",
+            "TransportObserver",
             "UniqueViolation",
             "UowError",
             "UsageError",
