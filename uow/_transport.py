@@ -232,39 +232,67 @@ def _blob_item(item: Mapping[str, Any] | None) -> None:
                 _blob_value(value)
 
 
-def _blob_collection_metrics(metrics: Any) -> None:
-    if isinstance(metrics, dict):
-        _blob_item(metrics.get("ItemCollectionKey"))
-
-
-def _blob_answer(answer: dict[str, Any]) -> None:
-    """Decode every binary value of a data-plane answer or error, wherever DynamoDB puts items."""
-    _blob_item(answer.get("Item"))
-    _blob_item(answer.get("Attributes"))
-    _blob_item(answer.get("LastEvaluatedKey"))
-    for item in answer.get("Items") or ():
+def _blob_items(items: Any) -> None:
+    for item in items or ():
         _blob_item(item)
-    for items in (answer.get("Responses") or {}).values():
-        for item in items:
-            _blob_item(item)
-    for request in (answer.get("UnprocessedKeys") or {}).values():
-        for key in request.get("Keys") or ():
-            _blob_item(key)
-    for writes in (answer.get("UnprocessedItems") or {}).values():
+
+
+def _blob_responses(responses: Any) -> None:
+    for items in (responses or {}).values():
+        _blob_items(items)
+
+
+def _blob_unprocessed_keys(requests: Any) -> None:
+    for request in (requests or {}).values():
+        _blob_items(request.get("Keys"))
+
+
+def _blob_unprocessed_items(tables: Any) -> None:
+    for writes in (tables or {}).values():
         for write in writes:
             if "PutRequest" in write:
                 _blob_item(write["PutRequest"].get("Item"))
             if "DeleteRequest" in write:
                 _blob_item(write["DeleteRequest"].get("Key"))
-    metrics = answer.get("ItemCollectionMetrics")
-    if isinstance(metrics, dict) and "ItemCollectionKey" not in metrics:
-        for entries in metrics.values():  # BatchWriteItem, TransactWriteItems: per table
-            for entry in entries or ():
-                _blob_collection_metrics(entry)
-    else:
-        _blob_collection_metrics(metrics)
-    for reason in answer.get("CancellationReasons") or ():
+
+
+def _blob_collection_metrics(metrics: Any) -> None:
+    if not isinstance(metrics, dict):
+        return
+    if "ItemCollectionKey" in metrics:  # PutItem, UpdateItem, DeleteItem: one entry
+        _blob_item(metrics["ItemCollectionKey"])
+        return
+    for entries in metrics.values():  # BatchWriteItem, TransactWriteItems: per table
+        for entry in entries or ():
+            if isinstance(entry, dict):
+                _blob_item(entry.get("ItemCollectionKey"))
+
+
+def _blob_reasons(reasons: Any) -> None:
+    for reason in reasons or ():
         _blob_item(reason.get("Item"))
+
+
+# Where DynamoDB's answers and errors carry items or keys, by top-level member.
+_BLOB_WALKERS: Mapping[str, Callable[[Any], None]] = {
+    "Item": _blob_item,
+    "Attributes": _blob_item,
+    "LastEvaluatedKey": _blob_item,
+    "Items": _blob_items,
+    "Responses": _blob_responses,
+    "UnprocessedKeys": _blob_unprocessed_keys,
+    "UnprocessedItems": _blob_unprocessed_items,
+    "ItemCollectionMetrics": _blob_collection_metrics,
+    "CancellationReasons": _blob_reasons,
+}
+
+
+def _blob_answer(answer: dict[str, Any]) -> None:
+    """Decode every binary value of a data-plane answer or error, wherever DynamoDB puts items."""
+    for member, value in answer.items():
+        walker = _BLOB_WALKERS.get(member)
+        if walker is not None:
+            walker(value)
 
 
 def _json_body(raw: bytes) -> Any:
