@@ -48,7 +48,7 @@ class Signer:
         self.service = service
         # botocore normalises the path the same way (`SigV4Auth._normalize_url_path`).
         path = urlsplit(url).path or "/"
-        self._path = quote(path, safe="/~")
+        self.path = quote(path, safe="/~")
         self._keys: dict[tuple[str, str], bytes] = {}
 
     def _signing_key(self, secret: str, day: str) -> bytes:
@@ -102,7 +102,7 @@ class Signer:
             )
             signed = "content-type;host;x-amz-date;x-amz-target"
         canonical = (
-            f"POST\n{self._path}\n\n{canonical_headers}\n{signed}\n"
+            f"POST\n{self.path}\n\n{canonical_headers}\n{signed}\n"
             + hashlib.sha256(body).hexdigest()
         )
         scope = f"{day}/{self.region}/{self.service}/aws4_request"
