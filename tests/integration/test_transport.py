@@ -10,9 +10,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import ipaddress
 import json
+import ssl
 import zlib
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import aioboto3
@@ -31,6 +34,7 @@ from botocore.exceptions import (
     ConnectionClosedError,
     EndpointConnectionError,
     ReadTimeoutError,
+    SSLError,
 )
 
 import uow
@@ -90,15 +94,15 @@ class Scripted:
         self.endpoint = ""
         self._runner: web.AppRunner | None = None
 
-    async def start(self) -> None:
+    async def start(self, tls: ssl.SSLContext | None = None) -> None:
         app = web.Application()
         app.router.add_route("POST", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=tls)
         await site.start()
         host, port = self._runner.addresses[0][:2]
-        self.endpoint = f"http://{host}:{port}"
+        self.endpoint = f"{'https' if tls else 'http'}://{host}:{port}"
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -518,6 +522,83 @@ class TestCredentials:
                     outcomes[transport] = type(exc).__name__
         assert outcomes == {"lean": "NoCredentialsError", "aioboto3": "NoCredentialsError"}
         assert scripted.seen == []
+
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 signed by itself, and its key, as PEM files."""
+    pytest.importorskip("cryptography", reason="moto[server] brings it; it makes the certificate")
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "uow test")])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file
+
+
+class TestTls:
+    """TLS is always verified, against botocore's bundle or the one the configuration names."""
+
+    @pytest_asyncio.fixture
+    async def tls_server(self, tmp_path: Path) -> AsyncIterator[tuple[Scripted, Path]]:
+        """A scripted answerer on https://127.0.0.1 with a self-signed certificate."""
+        cert, key = self_signed(tmp_path)
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert, key)
+        server = Scripted()
+        await server.start(tls=context)
+        yield server, cert
+        await server.stop()
+
+    @pytest.mark.parametrize("transport", ["lean", "aioboto3"])
+    async def test_an_untrusted_certificate_is_refused(
+        self, tls_server: tuple[Scripted, Path], transport: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A certificate no trusted authority signed fails the request with SSLError."""
+        server, _ = tls_server
+        monkeypatch.delenv("AWS_CA_BUNDLE", raising=False)
+        async with keyed(server.endpoint, transport=transport, connect_timeout=5) as store:
+            with pytest.raises(SSLError):
+                await store.transport.send("GetItem", {"TableName": "t", "Key": _key()})
+        assert server.seen == []
+
+    @pytest.mark.parametrize("transport", ["lean", "aioboto3"])
+    async def test_aws_ca_bundle_is_trusted(
+        self, tls_server: tuple[Scripted, Path], transport: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """With AWS_CA_BUNDLE naming the certificate, the same request succeeds."""
+        server, cert = tls_server
+        monkeypatch.setenv("AWS_CA_BUNDLE", str(cert))
+        async with keyed(server.endpoint, transport=transport) as store:
+            answer = await store.transport.send("GetItem", {"TableName": "t", "Key": _key()})
+        assert answer["ResponseMetadata"]["HTTPStatusCode"] == 200
+        assert len(server.seen) == 1
 
 
 class TestStoreTransport:
