@@ -30,7 +30,6 @@ import base64
 import http.client
 import inspect
 import json
-import logging
 import os
 import platform
 import ssl
@@ -70,7 +69,6 @@ __all__ = [
     "decode_answer",
 ]
 
-log = logging.getLogger("uow.transport")
 
 TRANSPORTS = ("lean", "aioboto3")
 """The names `Store(transport=...)` and the environment variable `UOW_TRANSPORT` accept."""
