@@ -659,8 +659,8 @@ class TestStoreTransport:
         assert seen == {"lean": [], "aioboto3": ["GetItem"]}
 
     async def test_a_closed_store_refuses_its_transport(self, scripted: Scripted) -> None:
-        """After the store exits, `store.transport` raises UsageError and the pool is closed."""
-        store = keyed(scripted.endpoint)
+        """After the store exits, `store.transport` raises UsageError and the lean pool is closed."""
+        store = keyed(scripted.endpoint, transport="lean")
         async with store:
             transport = store.transport
         with pytest.raises(uow.UsageError, match="closed"):
