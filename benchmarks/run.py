@@ -324,7 +324,16 @@ def _record(
 
 def _versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
-    for package in ("uow", "aioboto3", "aiobotocore", "botocore", "boto3", "moto", "pynamodb"):
+    for package in (
+        "uow",
+        "aioboto3",
+        "aiobotocore",
+        "botocore",
+        "boto3",
+        "moto",
+        "pynamodb",
+        "aiodynamo",
+    ):
         try:
             out[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
