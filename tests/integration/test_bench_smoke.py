@@ -82,8 +82,13 @@ class TestBenchSmoke:
         assert entry["concurrency"] / 0.05 <= max(report.UNSATURATED * capacity, 20)
         assert [row["client"] for row in entry["rows"]] == ["uow add()", "aioboto3 hand-tuned"]
         (bound,) = [t for t in results["targets"] if t["target"] == "commit-latency-bound"]
+        # At this tiny size on a loaded host, moto's measured pace can be under 40 req/s: then
+        # even one request in flight (the floor above) counts as server-bound, and says so.
         assert any(
-            detail.startswith("latency-check moto +50ms uow add()") for detail in bound["details"]
+            detail.removeprefix("(server-bound, not judged) ").startswith(
+                "latency-check moto +50ms uow add()"
+            )
+            for detail in bound["details"]
         )
 
     def test_cpu_and_memory_figures(self, results: dict[str, Any]) -> None:
