@@ -443,7 +443,7 @@ class TestSignedCursors:
         async with keyed.session() as session:
             signed = (await session.page(Order, C1, limit=3)).cursor
         calls = Calls()
-        calls.attach(keyed.client)
+        calls.attach(keyed)
         async with keyed.session() as session:
             with pytest.raises(uow.ValidationError, match="signed with another cursor_key"):
                 await session.page(Order, C1, limit=3, after=foreign)

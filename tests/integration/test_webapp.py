@@ -454,7 +454,7 @@ class TestOrderPages:
         """A cursor the client damaged answers 400, not 500, and reads nothing."""
         cursor = (await http.get("/users/u1/orders?limit=2")).json()["next"]
         calls = Calls()
-        calls.attach(orders_app.state.store.client)
+        calls.attach(orders_app.state.store)
         response = await http.get("/users/u1/orders", params={"limit": 2, "after": spoil(cursor)})
         assert response.status_code == 400
         assert response.json() == {"detail": "invalid `after` cursor: list again without it"}
