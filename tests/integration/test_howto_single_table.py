@@ -172,7 +172,7 @@ async def test_one_batch_get_per_hundred_rows(uow_store: uow.Store) -> None:
     async with uow_store.session() as s:
         s.add_all([Ticket("T", f"{n:03d}", queue="q", body=str(n)) for n in range(150)])
     calls = Calls()
-    calls.attach(uow_store.client)
+    calls.attach(uow_store)
     async with uow_store.session() as s:
         found = [t async for t in s.query(Ticket, Key("queue").eq("q"), index="queue")]
         assert [t.body for t in found] == [str(n) for n in range(150)]

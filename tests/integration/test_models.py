@@ -52,7 +52,7 @@ def declared(stored: dict[str, Any] | None) -> dict[str, Any] | None:
 def recorder(store: uow.Store) -> Calls:
     """A record of the requests `store` sends from now on."""
     calls = Calls()
-    calls.attach(store.client)
+    calls.attach(store)
     return calls
 
 
