@@ -566,7 +566,7 @@ class Reads:
         store = self._store
         try:
             items = await batch_get(
-                store.client,
+                store.transport,
                 store.table_prefix + info.table,
                 [key_item(info, key) for key in keys],
                 retry=store.retry,
