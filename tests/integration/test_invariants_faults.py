@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     invariant,
-    precondition,
     rule,
     run_state_machine_as_test,
 )
@@ -137,7 +136,6 @@ class FaultyCommits(RuleBasedStateMachine):
         else:
             self.shown[key] = None
 
-    @precondition(lambda self: bool(self.shown))
     @rule(
         throttle=st.sampled_from([0.0, 0.3, 0.7]),
         server_error=st.sampled_from([0.0, 0.2]),
@@ -145,6 +143,8 @@ class FaultyCommits(RuleBasedStateMachine):
     )
     def commit(self, throttle: float, server_error: float, unprocessed: float) -> None:
         """Commit under faults: what is reported written is in DynamoDB, the rest stays pending."""
+        if not self.shown:
+            return  # no precondition: it would depend on fault outcomes (Flaky on replay)
         intended = dict(self.shown)
         self.proxy.faults = Faults(
             throttle=throttle, server_error=server_error, unprocessed=unprocessed
@@ -226,6 +226,7 @@ def test_invariant_holds_through_failed_commits(
                 max_examples=20,
                 stateful_step_count=20,
                 deadline=None,
+                database=None,  # replays of stored examples meet other fault outcomes
                 suppress_health_check=[HealthCheck.too_slow],
                 phases=[phase for phase in Phase if phase is not Phase.explain],
             ),

@@ -16,7 +16,6 @@ from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
     invariant,
-    precondition,
     rule,
     run_state_machine_as_test,
 )
@@ -174,7 +173,6 @@ class InterruptedCommits(RuleBasedStateMachine):
             return
         self.intended[target_key] = None
 
-    @precondition(lambda self: bool(self.session._records))
     @rule(
         timeout=st.sampled_from([None, 0.0, 0.003, 0.008, 0.015, 0.03]),
         lose=st.sampled_from([0.0, 0.3, 0.6]),
@@ -182,6 +180,8 @@ class InterruptedCommits(RuleBasedStateMachine):
     )
     def commit(self, timeout: float | None, lose: float, drop: float) -> None:
         """Commit through lost answers and dropped requests, cut by a timeout at a random moment."""
+        if not self.session._records:
+            return  # no precondition: it would depend on fault outcomes (Flaky on replay)
         self.proxy.faults = Faults(lose=lose, drop=drop, latency=0.002)
         try:
             with_timeout = asyncio.wait_for(self.session.commit(), timeout)
@@ -262,6 +262,7 @@ def test_exactly_once_through_interrupted_commits(
                 max_examples=EXAMPLES,
                 stateful_step_count=30,
                 deadline=None,
+                database=None,  # replays of stored examples meet other fault outcomes
                 suppress_health_check=[HealthCheck.too_slow],
                 phases=[phase for phase in Phase if phase is not Phase.explain],
             ),

@@ -281,7 +281,11 @@ class TestRetriedRequests:
         proxy.faults = Faults(latency=1.5)  # the commit outlasts the handler's timeout
         first = await http.post("/users/u1/credits", json={"amount": 5}, headers=headers)
         assert first.status_code == 503
-        await asyncio.sleep(1.0)  # the cut request reaches DynamoDB meanwhile
+        for _ in range(100):  # the cut request reaches DynamoDB meanwhile (wait for it)
+            user = await stored(store, User, "u1")
+            if user is not None and user.visits == 5:
+                break
+            await asyncio.sleep(0.1)
         proxy.faults = Faults()
 
         retry = await http.post("/users/u1/credits", json={"amount": 5}, headers=headers)
