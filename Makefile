@@ -53,7 +53,10 @@ package: $(STAMP)
 # per server would add ~3 min for little: test_transport.py compares the two transports byte
 # for byte and test_faults.py runs every fault on both, on every server; those files, the
 # HTTP client's own tests and the benchmark smoke test (its clients are its own) are left out
-# of the aioboto3 run, which keeps `make test` under 10 minutes on 2 cores.
+# of the aioboto3 run, and so are the files whose subject is not the data path: the docs,
+# README, demo and plugin checks (subprocesses and page builds), the DynamoDB Local server
+# tests, and the two deepest property tests (pages, kinds), which run on the lean path on
+# both servers. That keeps the aioboto3 run near 90 s and `make test` near 10 minutes.
 test: lint docs package
 	UOW_TEST_BACKEND=moto $(BIN)/python -m pytest $(PYTEST_ARGS)
 	@scripts/unit_other_pythons.sh
@@ -66,6 +69,12 @@ test-aioboto3: $(STAMP)
 	UOW_TRANSPORT=aioboto3 UOW_TEST_BACKEND=moto $(BIN)/python -m pytest tests/integration \
 		--ignore=tests/integration/test_transport.py --ignore=tests/integration/test_faults.py \
 		--ignore=tests/integration/test_http.py --ignore=tests/integration/test_bench_smoke.py \
+		--ignore=tests/integration/test_docs.py --ignore=tests/integration/test_readme.py \
+		--ignore=tests/integration/test_demo.py --ignore=tests/integration/test_plugin.py \
+		--ignore=tests/integration/test_howto_testing.py \
+		--ignore=tests/integration/test_dynamodb_local.py \
+		--ignore=tests/integration/test_pages_property.py \
+		--ignore=tests/integration/test_invariants_kinds.py \
 		$(PYTEST_ARGS)
 
 # The integration tests again on DynamoDB Local (tests/unit never touch a server). Skipped,
