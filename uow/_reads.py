@@ -224,22 +224,11 @@ class Reads:
         if not needed:
             return results
         self._misses += len(needed)
-        store = self._store
         self._begin("get_many()")
         try:
-            items = await batch_get(
-                store.transport,
-                store.table_prefix + info.table,
-                [key_item(info, key) for key in needed],
-                retry=store.retry,
-                max_concurrency=store.max_concurrency,
-                outcome=self._reads,
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise translate(exc, Change(ChangeKind.UPDATE, info.cls, next(iter(needed)))) from exc
+            by_key = await self._fetch(info, list(needed))
         finally:
             self._end()
-        by_key = {key_from_item(info, item): item for item in items}
         now = time.time()
         accepted = {key: _accept(info, key, by_key.get(key), now) for key in needed}
         for key, positions in needed.items():
